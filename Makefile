@@ -1,0 +1,42 @@
+# Shadow Cauldron: `make demo` and `make test` do all set-up on a fresh machine (Python 3.11+, make, PyPI).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build by default. GPU owners: `make demo TORCH_SPEC="torch==2.13.0 --index-url <your CUDA index>"`,
+# or install torch in $(VENV) first and pass TORCH_SPEC=torch.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install demo test lint typecheck security pytest bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml clients/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e ./clients
+	touch $@
+
+demo: install
+	bash scripts/demo.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy cauldrond clients/cauldron_client
+
+security: install
+	$(BIN)/bandit -q -c pyproject.toml -r cauldrond clients/cauldron_client
+
+pytest: install
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered --cov-fail-under=80
+
+test: lint typecheck security pytest
+
+bench: install
+	$(BIN)/python bench/rpc_latency.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,92 @@
+"""``cauldrond``: run the daemon, or manage its models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cauldrond import __version__
+from cauldrond.config import ConfigError, Settings, load_settings
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.group(invoke_without_command=True)
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Database, images, token and models live here.")
+@click.option("--host", help="Interface to bind (default 127.0.0.1: this machine only).")
+@click.option("--port", type=int, help="Port to listen on (default 7860; 0 picks a free one).")
+@click.option("--models-dir", type=click.Path(path_type=Path), help="Where models are found (default <data-dir>/models).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "mps", "cpu"]), help="Force a torch device.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.version_option(__version__, prog_name="cauldrond")
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None, **flags: Any) -> None:
+    """Shadow Cauldron's daemon. Without a command it serves until SIGTERM or Ctrl-C.
+
+    Settings come from --config (TOML), then CAULDRON_* environment variables, then these flags.
+    """
+    try:
+        settings = load_settings(config_file, overrides=flags)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    ctx.obj = settings
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if ctx.invoked_subcommand is None:
+        from cauldrond.daemon import Daemon
+
+        try:
+            asyncio.run(Daemon(settings).run())
+        except OSError as exc:
+            raise click.ClickException(f"cannot start: {exc}") from exc
+
+
+@main.group()
+def models() -> None:
+    """Manage the models directory."""
+
+
+@models.command("create-tiny")
+@click.option("--overwrite", is_flag=True, help="Rebuild it even if it exists.")
+@click.option("--single-file", is_flag=True, help="Also export it as one LDM-layout .safetensors file.")
+@click.pass_context
+def create_tiny(ctx: click.Context, overwrite: bool, single_file: bool) -> None:
+    """Write the built-in tiny-sd model: random weights in the SD 1.x layout (its images are noise patterns)."""
+    from cauldrond.models.single_file import export_single_file
+    from cauldrond.models.tiny import create_tiny_model
+
+    models_dir = _settings(ctx).resolved_models_dir
+    started = time.monotonic()
+    folder = create_tiny_model(models_dir, overwrite=overwrite)
+    click.echo(f"tiny-sd ready at {folder} ({time.monotonic() - started:.1f} s)")
+    if single_file:
+        out = export_single_file(folder, models_dir / "tiny-sd-single.safetensors")
+        click.echo(f"single-file export at {out}")
+
+
+@models.command("list")
+@click.pass_context
+def list_models(ctx: click.Context) -> None:
+    """List the models the installed providers can load."""
+    from cauldrond.plugins.manager import get_plugin_manager
+    from cauldrond.providers.registry import ProviderRegistry
+
+    registry = ProviderRegistry.from_plugins(get_plugin_manager(), _settings(ctx))
+    for provider in registry.all():
+        for info in provider.list_models():
+            note = f"  ({info.note})" if info.note else ""
+            click.echo(f"{info.name}\t{provider.name}\t{info.source}{note}")

@@ -1,0 +1,139 @@
+"""Settings: defaults < TOML file < environment (CAULDRON_*) < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+ENV_PREFIX = "CAULDRON_"
+
+
+class ConfigError(ValueError):
+    """A setting could not be read; the message names the setting and its source."""
+
+
+def default_data_dir() -> Path:
+    # XDG_DATA_HOME on Linux, ~/Library/Application Support on macOS, %LOCALAPPDATA% on Windows.
+    return Path(platformdirs.user_data_dir("shadow-cauldron", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 7860
+    models_dir: Path | None = None  # defaults to <data_dir>/models
+    device: str = "auto"  # auto | cuda | mps | cpu
+    allow_pickle: bool = False  # load .ckpt/.bin pickles only when the owner says so
+    max_batch_size: int = 4
+    max_cells: int = 10_000
+    max_attempts: int = 3
+    log_level: str = "INFO"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "cauldron.sqlite3"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "token"
+
+
+_FIELD_TYPES: dict[str, type] = {
+    "data_dir": Path,
+    "host": str,
+    "port": int,
+    "models_dir": Path,
+    "device": str,
+    "allow_pickle": bool,
+    "max_batch_size": int,
+    "max_cells": int,
+    "max_attempts": int,
+    "log_level": str,
+}
+_DEVICES = ("auto", "cuda", "mps", "cpu")
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind = _FIELD_TYPES.get(name)
+    if kind is None:
+        raise ConfigError(f"unknown setting {name!r} in {source}")
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError("not an integer")
+            return int(value)
+        if kind is Path:
+            return Path(str(value)).expanduser()
+        return str(value)
+    except ValueError as exc:
+        raise ConfigError(f"setting {name!r} from {source}: {exc}") from exc
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the three sources. ``overrides`` holds flags the user actually gave (None values are ignored)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+
+    path = config_file
+    if path is None and environ.get(ENV_PREFIX + "CONFIG"):
+        path = Path(environ[ENV_PREFIX + "CONFIG"])
+    if path is not None:
+        try:
+            with path.expanduser().open("rb") as handle:
+                table = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        section = table.get("cauldrond", table)
+        for key, value in section.items():
+            values[key] = _coerce(key, value, str(path))
+
+    for name in _FIELD_TYPES:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _coerce(name, environ[env_name], f"${env_name}")
+
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+
+    data_dir = values.pop("data_dir", None) or default_data_dir()
+    settings = Settings(data_dir=Path(data_dir))
+    known = {f.name for f in fields(Settings)}
+    settings = replace(settings, **{k: v for k, v in values.items() if k in known})
+    if settings.device not in _DEVICES:
+        raise ConfigError(f"setting 'device' must be one of {', '.join(_DEVICES)}, got {settings.device!r}")
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"setting 'port' must be 0-65535, got {settings.port}")
+    if settings.max_batch_size < 1:
+        raise ConfigError("setting 'max_batch_size' must be at least 1")
+    return settings

@@ -1,0 +1,63 @@
+"""One dedicated thread for all torch work, so the event loop never runs torch."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_Task = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+class GpuWorker:
+    """A single daemon thread that runs submitted callables one at a time.
+
+    A daemon thread (rather than ThreadPoolExecutor, whose threads are joined at interpreter exit) lets the
+    process exit on SIGTERM even while a model load that cannot be interrupted is still running; the jobs it was
+    working on have already been put back in the queue by then.
+    """
+
+    def __init__(self, name: str = "cauldron-gpu") -> None:
+        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._tasks.put((fn, loop, future))
+        return await future
+
+    def shutdown(self) -> None:
+        self._tasks.put(None)
+
+    def join(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            fn, loop, future = task
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the awaiting coroutine, which decides
+                error = exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:
+                pass  # the loop closed while we worked: the daemon is exiting and nobody waits
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

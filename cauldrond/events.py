@@ -1,0 +1,55 @@
+"""Fan-out of daemon events to subscribers, each with its own bounded buffer so one slow reader never stalls
+the engine or the other readers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any
+
+Event = dict[str, Any]
+
+
+class Subscription:
+    """One reader's view of the event stream. Events that do not fit in its buffer are counted as dropped and
+    reported to the reader as one ``events.dropped`` event when it catches up."""
+
+    def __init__(self, types: Iterable[str] | None, maxsize: int) -> None:
+        self.types = frozenset(types) if types else None
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
+        self.dropped = 0
+
+    def offer(self, event: Event) -> None:
+        if self.types is not None and event["type"] not in self.types:
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def get(self) -> Event:
+        if self.dropped and self._queue.empty():
+            count, self.dropped = self.dropped, 0
+            return {"type": "events.dropped", "ts": time.time(), "count": count}
+        return await self._queue.get()
+
+
+class EventBus:
+    def __init__(self, buffer_size: int = 1000) -> None:
+        self._subscribers: set[Subscription] = set()
+        self._buffer_size = buffer_size
+
+    def subscribe(self, types: Iterable[str] | None = None) -> Subscription:
+        subscription = Subscription(types, self._buffer_size)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    def publish(self, event_type: str, **fields: Any) -> None:
+        """Announce something that has already been committed to the store. Never blocks."""
+        event: Event = {"type": event_type, "ts": time.time(), **fields}
+        for subscription in tuple(self._subscribers):
+            subscription.offer(event)

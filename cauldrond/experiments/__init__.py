@@ -1,0 +1,1 @@
+"""Experiments: a spec (base params plus axes, or explicit cells) expanded into one job per image cell."""

@@ -1,0 +1,135 @@
+"""Creating, cancelling and reprioritising experiments: store first, then the in-memory queue, then events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cauldrond.engine import Engine
+from cauldrond.events import EventBus
+from cauldrond.experiments.cells import SpecError, expand_cells
+from cauldrond.providers.base import SamplerInfo
+from cauldrond.providers.registry import ProviderRegistry
+from cauldrond.queue import JobQueue, QueuedJob
+from cauldrond.store import ExperimentRow, Store
+
+SCHEDULE_SUFFIXES = ("Karras", "Exponential")
+
+
+class ExperimentService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        queue: JobQueue,
+        events: EventBus,
+        engine: Engine,
+        providers: ProviderRegistry,
+        max_cells: int,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._events = events
+        self._engine = engine
+        self._providers = providers
+        self._max_cells = max_cells
+
+    async def create(
+        self,
+        *,
+        name: str,
+        kind: str,
+        base: Mapping[str, Any],
+        axes: Mapping[str, Sequence[Any]] | None = None,
+        cells: Sequence[Mapping[str, Any]] | None = None,
+        priority: int = 0,
+    ) -> tuple[ExperimentRow, list[int]]:
+        """Validate every cell, commit the experiment with its jobs, then queue and announce it.
+        Raises SpecError before anything is stored."""
+        expanded = expand_cells(base, axes=axes, cells=cells, max_cells=self._max_cells)
+        await self._check_against_providers(expanded, axes or {})
+        spec = {"base": dict(base), "axes": dict(axes or {}), "cells": [dict(c) for c in cells or []]}
+        experiment_id, job_ids = await self._store.create_experiment(
+            name=name, kind=kind, spec=spec, priority=priority, cells=expanded
+        )
+        for idx, (job_id, cell) in enumerate(zip(job_ids, expanded, strict=True)):
+            self._queue.add(QueuedJob(job_id, experiment_id, idx, cell), priority)
+        self._events.publish("experiment.created", experiment_id=experiment_id, total=len(job_ids))
+        experiment = await self._store.get_experiment(experiment_id)
+        assert experiment is not None  # just committed
+        return experiment, job_ids
+
+    async def cancel(self, experiment_id: int) -> tuple[ExperimentRow, int, int] | None:
+        outcome = await self._store.cancel_experiment(experiment_id)
+        if outcome is None:
+            return None
+        cancelled, _running = outcome
+        self._queue.remove_experiment(experiment_id)
+        stopping = self._engine.cancel_experiment(experiment_id)
+        for job_id in cancelled:
+            self._events.publish("job.cancelled", job_id=job_id, experiment_id=experiment_id)
+        self._events.publish("experiment.cancelled", experiment_id=experiment_id)
+        experiment = await self._store.get_experiment(experiment_id)
+        assert experiment is not None
+        return experiment, len(cancelled), stopping
+
+    async def set_priority(self, experiment_id: int, priority: int) -> ExperimentRow | None:
+        if not await self._store.set_experiment_priority(experiment_id, priority):
+            return None
+        self._queue.set_priority(experiment_id, priority)
+        self._events.publish("experiment.priority", experiment_id=experiment_id, priority=priority)
+        return await self._store.get_experiment(experiment_id)
+
+    async def _check_against_providers(
+        self, cells: list[dict[str, Any]], axes: Mapping[str, Sequence[Any]]
+    ) -> None:
+        # Listing models touches the disk; do it off the loop, once per experiment.
+        models, samplers = await asyncio.to_thread(self._catalogue)
+        for cell in cells:
+            model = cell["model"]
+            if model not in models and "/" not in model:
+                raise SpecError(
+                    f"{_origin('model', axes)} 'model': unknown model {model!r}; available: {', '.join(sorted(models))}",
+                    field="model",
+                    value=model,
+                )
+            cell["sampler"], cell["schedule"] = _normalise_sampler(cell["sampler"], cell["schedule"], samplers, axes)
+
+    def _catalogue(self) -> tuple[set[str], dict[str, SamplerInfo]]:
+        models = {info.name for provider in self._providers.all() for info in provider.list_models()}
+        samplers = {info.name.lower(): info for provider in self._providers.all() for info in provider.list_samplers()}
+        return models, samplers
+
+
+def _origin(field: str, axes: Mapping[str, Sequence[Any]]) -> str:
+    return "axis" if field in axes else "parameter"
+
+
+def _normalise_sampler(
+    sampler: str, schedule: str, samplers: dict[str, SamplerInfo], axes: Mapping[str, Sequence[Any]]
+) -> tuple[str, str]:
+    """Accept A1111's legacy combined names ("DPM++ 2M Karras") and any letter case."""
+    info = samplers.get(sampler.lower())
+    if info is None:
+        for suffix in SCHEDULE_SUFFIXES:
+            if sampler.lower().endswith(" " + suffix.lower()):
+                info = samplers.get(sampler[: -len(suffix) - 1].lower())
+                if info is not None:
+                    schedule = suffix
+                    break
+    if info is None:
+        raise SpecError(
+            f"{_origin('sampler', axes)} 'sampler': unknown sampler {sampler!r}; see samplers.list",
+            field="sampler",
+            value=sampler,
+        )
+    matching = [s for s in info.schedules if s.lower() == schedule.lower()]
+    if not matching:
+        raise SpecError(
+            f"{_origin('schedule', axes)} 'schedule': {schedule!r} does not apply to {info.name!r} "
+            f"(choose from {', '.join(info.schedules)})",
+            field="schedule",
+            value=schedule,
+        )
+    return info.name, matching[0]

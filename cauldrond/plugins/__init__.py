@@ -1,0 +1,1 @@
+"""The plugin system: pluggy hooks (``hookspecs``) and the plugin manager factory (``manager``)."""

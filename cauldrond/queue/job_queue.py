@@ -1,0 +1,153 @@
+"""Priority queue of image jobs: higher priority first, FIFO inside an experiment, and round-robin between
+experiments that share a priority, so a 20-cell experiment is not stuck behind a 2,000-cell one.
+
+The queue holds no state the store lacks: every job here is ``queued`` in SQLite, and the queue is rebuilt from
+there at start. Callers commit to the store first, then update the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    job_id: int
+    experiment_id: int
+    idx: int
+    params: dict[str, Any]
+
+
+class _ExperimentLane:
+    """The queued jobs of one experiment, in index order."""
+
+    __slots__ = ("experiment_id", "jobs", "priority")
+
+    def __init__(self, experiment_id: int, priority: int) -> None:
+        self.experiment_id = experiment_id
+        self.priority = priority
+        self.jobs: deque[QueuedJob] = deque()
+
+
+class JobQueue:
+    def __init__(self) -> None:
+        self._lanes: dict[int, _ExperimentLane] = {}
+        # priority -> experiments in their round-robin turn order (front runs next).
+        self._rotations: dict[int, OrderedDict[int, None]] = {}
+        self._paused = False
+        self._changed = asyncio.Event()
+
+    # -- inspection ---------------------------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def __len__(self) -> int:
+        return sum(len(lane.jobs) for lane in self._lanes.values())
+
+    def priority_of(self, experiment_id: int) -> int | None:
+        lane = self._lanes.get(experiment_id)
+        return lane.priority if lane else None
+
+    def ordered(self) -> Iterator[tuple[int, QueuedJob]]:
+        """Jobs with their priority in the order they would run if nothing changed. O(n); for listings."""
+        for priority in sorted(self._rotations, reverse=True):
+            lanes = [self._lanes[eid] for eid in self._rotations[priority]]
+            cursors = [0] * len(lanes)
+            remaining = sum(len(lane.jobs) for lane in lanes)
+            while remaining:
+                for i, lane in enumerate(lanes):
+                    if cursors[i] < len(lane.jobs):
+                        yield priority, lane.jobs[cursors[i]]
+                        cursors[i] += 1
+                        remaining -= 1
+
+    # -- mutation -----------------------------------------------------------------------------------------------
+
+    def add(self, job: QueuedJob, priority: int) -> None:
+        lane = self._lanes.get(job.experiment_id)
+        if lane is None:
+            lane = _ExperimentLane(job.experiment_id, priority)
+            self._lanes[job.experiment_id] = lane
+            self._rotations.setdefault(priority, OrderedDict())[job.experiment_id] = None
+        lane.jobs.append(job)
+        self._changed.set()
+
+    def requeue_front(self, jobs: list[QueuedJob], priority: int) -> None:
+        """Put jobs that were taken but not finished back at the head of their experiment."""
+        for job in sorted(jobs, key=lambda j: j.idx, reverse=True):
+            lane = self._lanes.get(job.experiment_id)
+            if lane is None:
+                self.add(job, priority)
+            else:
+                lane.jobs.appendleft(job)
+        self._changed.set()
+
+    def set_priority(self, experiment_id: int, priority: int) -> None:
+        lane = self._lanes.get(experiment_id)
+        if lane is None or lane.priority == priority:
+            return
+        self._detach(lane)
+        lane.priority = priority
+        self._rotations.setdefault(priority, OrderedDict())[experiment_id] = None
+        self._changed.set()
+
+    def remove_experiment(self, experiment_id: int) -> list[QueuedJob]:
+        lane = self._lanes.pop(experiment_id, None)
+        if lane is None:
+            return []
+        self._detach(lane)
+        self._changed.set()
+        return list(lane.jobs)
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self._changed.set()
+
+    def take_batch(
+        self, max_size: int, batch_key: Callable[[QueuedJob], Hashable] | None = None
+    ) -> list[QueuedJob]:
+        """Pop the next job and, when ``batch_key`` is given, the jobs right behind it in the same experiment
+        that share its key, up to ``max_size`` in all. Only adjacent jobs join, so taking a batch is O(batch); the
+        planner orders an experiment's cells so that batchable ones are adjacent. Empty when paused or idle."""
+        if self._paused or not self._rotations:
+            return []
+        top = max(self._rotations)
+        rotation = self._rotations[top]
+        experiment_id = next(iter(rotation))
+        lane = self._lanes[experiment_id]
+        batch = [lane.jobs.popleft()]
+        if batch_key is not None and max_size > 1:
+            key = batch_key(batch[0])
+            while lane.jobs and len(batch) < max_size and batch_key(lane.jobs[0]) == key:
+                batch.append(lane.jobs.popleft())
+        # Round-robin: this experiment's next turn comes after every other experiment of its priority.
+        rotation.move_to_end(experiment_id)
+        if not lane.jobs:
+            del self._lanes[experiment_id]
+            self._detach(lane)
+        return batch
+
+    async def wait_for_work(self) -> None:
+        """Return once a batch can be taken (not paused and not empty)."""
+        while self._paused or not self._rotations:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def wake(self) -> None:
+        self._changed.set()
+
+    def _detach(self, lane: _ExperimentLane) -> None:
+        rotation = self._rotations.get(lane.priority)
+        if rotation is not None:
+            rotation.pop(lane.experiment_id, None)
+            if not rotation:
+                del self._rotations[lane.priority]

@@ -1,0 +1,130 @@
+"""generate and experiments.*"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cauldrond.experiments.cells import SpecError
+from cauldrond.params import GenerationParams
+from cauldrond.rpc.context import RpcContext
+from cauldrond.rpc.methods.shapes import experiment_shape
+from cauldrond.rpc.protocol import RpcError
+from cauldrond.rpc.registry import MethodRegistry
+
+Priority = Field(default=0, ge=-1000, le=1000, description="Higher runs first")
+
+
+class GenerateParams(GenerationParams):
+    priority: int = Priority
+    name: str | None = Field(default=None, max_length=200)
+
+
+class CreateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", max_length=200)
+    kind: str = Field(default="sweep", max_length=40)
+    base: dict[str, Any] = Field(default_factory=dict, description="Generation params shared by every cell")
+    axes: dict[str, list[Any]] | None = Field(
+        default=None, description="field -> values; the cells are their cartesian product over base"
+    )
+    cells: list[dict[str, Any]] | None = Field(default=None, description="Partial params merged over base")
+    priority: int = Priority
+
+
+class ExperimentId(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    experiment_id: int = Field(ge=1)
+
+
+class GetParams(ExperimentId):
+    jobs_limit: int = Field(default=1000, ge=0, le=10_000)
+
+
+class PriorityParams(ExperimentId):
+    priority: int = Priority
+
+
+class ListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=50, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+def _spec_error(exc: SpecError) -> RpcError:
+    return RpcError("invalid_params", str(exc), exc.to_data())
+
+
+def _not_found(experiment_id: int) -> RpcError:
+    return RpcError("not_found", f"no experiment {experiment_id}")
+
+
+async def generate(ctx: RpcContext, params: GenerateParams) -> dict[str, Any]:
+    """Queue one image: an experiment of one cell."""
+    cell = params.model_dump(exclude={"priority", "name"})
+    try:
+        experiment, job_ids = await ctx.services.experiments.create(
+            name=params.name or params.prompt[:60], kind="generate", base=cell, priority=params.priority
+        )
+    except SpecError as exc:
+        raise _spec_error(exc) from exc
+    return {"experiment": experiment_shape(experiment), "job_ids": job_ids}
+
+
+async def create(ctx: RpcContext, params: CreateParams) -> dict[str, Any]:
+    """Create an experiment from base params and either axes (cartesian product) or explicit cells. Every cell is
+    validated before any is queued."""
+    try:
+        experiment, _ = await ctx.services.experiments.create(
+            name=params.name,
+            kind=params.kind,
+            base=params.base,
+            axes=params.axes,
+            cells=params.cells,
+            priority=params.priority,
+        )
+    except SpecError as exc:
+        raise _spec_error(exc) from exc
+    return {"experiment": experiment_shape(experiment)}
+
+
+async def list_experiments(ctx: RpcContext, params: ListParams) -> dict[str, Any]:
+    """Experiments, newest first, with their job counts."""
+    rows = await ctx.services.store.list_experiments(params.limit, params.offset)
+    return {"experiments": [experiment_shape(row) for row in rows]}
+
+
+async def get(ctx: RpcContext, params: GetParams) -> dict[str, Any]:
+    """One experiment with its spec, counts and jobs."""
+    row = await ctx.services.store.get_experiment(params.experiment_id)
+    if row is None:
+        raise _not_found(params.experiment_id)
+    jobs = await ctx.services.store.list_jobs(params.experiment_id, params.jobs_limit, 0)
+    return {"experiment": experiment_shape(row), "jobs": [job.to_dict() for job in jobs]}
+
+
+async def cancel(ctx: RpcContext, params: ExperimentId) -> dict[str, Any]:
+    """Cancel the queued cells at once and stop a running one at its next denoising step."""
+    outcome = await ctx.services.experiments.cancel(params.experiment_id)
+    if outcome is None:
+        raise _not_found(params.experiment_id)
+    row, cancelled, stopping = outcome
+    return {"experiment": experiment_shape(row), "cancelled": cancelled, "stopping": stopping}
+
+
+async def set_priority(ctx: RpcContext, params: PriorityParams) -> dict[str, Any]:
+    """Change an experiment's priority; its queued cells move at once."""
+    row = await ctx.services.experiments.set_priority(params.experiment_id, params.priority)
+    if row is None:
+        raise _not_found(params.experiment_id)
+    return {"experiment": experiment_shape(row)}
+
+
+def register(registry: MethodRegistry) -> None:
+    registry.register("generate", GenerateParams, generate)
+    registry.register("experiments.create", CreateParams, create)
+    registry.register("experiments.list", ListParams, list_experiments)
+    registry.register("experiments.get", GetParams, get)
+    registry.register("experiments.cancel", ExperimentId, cancel)
+    registry.register("experiments.set_priority", PriorityParams, set_priority)

@@ -1,0 +1,45 @@
+"""images.list, images.get"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cauldrond.rpc.context import RpcContext
+from cauldrond.rpc.methods.shapes import image_shape
+from cauldrond.rpc.protocol import RpcError
+from cauldrond.rpc.registry import MethodRegistry
+
+
+class ListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    experiment_id: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=100, ge=1, le=1000)
+    after_id: int | None = Field(default=None, ge=0, description="Return images with a larger id (paging)")
+
+
+class GetParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_id: int = Field(ge=1)
+
+
+async def list_images(ctx: RpcContext, params: ListParams) -> dict[str, Any]:
+    """Finished images in id order, optionally of one experiment; page with after_id."""
+    rows = await ctx.services.store.list_images(
+        experiment_id=params.experiment_id, limit=params.limit, after_id=params.after_id
+    )
+    return {"images": [image_shape(ctx.services, row) for row in rows]}
+
+
+async def get(ctx: RpcContext, params: GetParams) -> dict[str, Any]:
+    """One image's record: params, seed, hash, timings, file and URL."""
+    row = await ctx.services.store.get_image(params.image_id)
+    if row is None:
+        raise RpcError("not_found", f"no image {params.image_id}")
+    return {"image": image_shape(ctx.services, row)}
+
+
+def register(registry: MethodRegistry) -> None:
+    registry.register("images.list", ListParams, list_images)
+    registry.register("images.get", GetParams, get)

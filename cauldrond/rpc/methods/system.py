@@ -1,0 +1,65 @@
+"""rpc.describe, system.info, models.list, samplers.list."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+
+from cauldrond import __version__
+from cauldrond.rpc.context import RpcContext
+from cauldrond.rpc.registry import MethodRegistry, NoParams
+
+API_VERSION = 1
+
+
+async def describe(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
+    """Every RPC method with its doc and the JSON Schema of its params."""
+    return {"api_version": API_VERSION, "methods": ctx.services.methods.describe()}
+
+
+async def info(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
+    """Versions, device and memory, queue state, and what start-up recovery found."""
+    services = ctx.services
+    provider = services.providers.default
+    hardware = await asyncio.to_thread(provider.hardware_info)
+    counts = await services.store.count_jobs_by_status()
+    return {
+        "version": __version__,
+        "api_version": API_VERSION,
+        "provider": provider.name,
+        "providers": services.providers.names,
+        "hardware": hardware,
+        "queue": {
+            "paused": services.queue.paused,
+            "queued": counts.get("queued", 0),
+            "running": counts.get("running", 0),
+            "done": counts.get("done", 0),
+            "failed": counts.get("failed", 0),
+        },
+        "recovery": services.recovery,
+        "data_dir": str(services.settings.data_dir),
+        "uptime_s": round(time.monotonic() - services.started_at, 3),
+    }
+
+
+async def list_models(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
+    """Models every provider can load, with notes (the built-in tiny model's weights are random)."""
+    models = []
+    for provider in ctx.services.providers.all():
+        models.extend(await asyncio.to_thread(provider.list_models))
+    return {"models": [dataclasses.asdict(model) for model in models]}
+
+
+async def list_samplers(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
+    """Samplers by A1111 name with the schedule types that apply to each."""
+    samplers = await asyncio.to_thread(ctx.services.providers.default.list_samplers)
+    return {"samplers": [dataclasses.asdict(sampler) for sampler in samplers]}
+
+
+def register(registry: MethodRegistry) -> None:
+    registry.register("rpc.describe", NoParams, describe)
+    registry.register("system.info", NoParams, info)
+    registry.register("models.list", NoParams, list_models)
+    registry.register("samplers.list", NoParams, list_samplers)

@@ -1,0 +1,34 @@
+"""The daemon's running parts, handed to RPC methods and web routes. Built by ``Daemon.start`` in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from cauldrond.config import Settings
+    from cauldrond.engine import Engine
+    from cauldrond.events import EventBus
+    from cauldrond.experiments.service import ExperimentService
+    from cauldrond.providers.registry import ProviderRegistry
+    from cauldrond.queue import JobQueue
+    from cauldrond.rpc.registry import MethodRegistry
+    from cauldrond.store import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    token: str
+    store: Store
+    plugins: pluggy.PluginManager
+    providers: ProviderRegistry
+    queue: JobQueue
+    events: EventBus
+    engine: Engine
+    experiments: ExperimentService
+    methods: MethodRegistry
+    recovery: dict[str, Any] = field(default_factory=dict)
+    started_at: float = 0.0

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket front door (aiohttp): /rpc, /images/{id}.png, /healthz and the web app."""
