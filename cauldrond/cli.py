@@ -26,12 +26,16 @@ def _settings(ctx: click.Context) -> Settings:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Database, images, token and models live here.")
 @click.option("--host", help="Interface to bind (default 127.0.0.1: this machine only).")
 @click.option("--port", type=int, help="Port to listen on (default 7860; 0 picks a free one).")
-@click.option("--models-dir", type=click.Path(path_type=Path), help="Where models are found (default <data-dir>/models).")
+@click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path),
+    help="Where models are found (default <data-dir>/models).",
+)
 @click.option("--device", type=click.Choice(["auto", "cuda", "mps", "cpu"]), help="Force a torch device.")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.version_option(__version__, prog_name="cauldrond")
 @click.pass_context
-def main(ctx: click.Context, config_file: Path | None, **flags: Any) -> None:
+def main(ctx: click.Context, /, config_file: Path | None, **flags: Any) -> None:
     """Shadow Cauldron's daemon. Without a command it serves until SIGTERM or Ctrl-C.
 
     Settings come from --config (TOML), then CAULDRON_* environment variables, then these flags.

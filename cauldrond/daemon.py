@@ -82,7 +82,11 @@ class Daemon:
             events=events,
             engine=engine,
             experiments=ExperimentService(
-                store=store, queue=queue, events=events, engine=engine, providers=providers,
+                store=store,
+                queue=queue,
+                events=events,
+                engine=engine,
+                providers=providers,
                 max_cells=settings.max_cells,
             ),
             methods=methods,
@@ -101,7 +105,10 @@ class Daemon:
         self.bound_port = sockets[0].getsockname()[1] if sockets else settings.port
         log.info(
             "cauldrond serving on http://%s:%s (data dir %s, %d job(s) queued)",
-            settings.host, self.bound_port, settings.data_dir, len(queue),
+            settings.host,
+            self.bound_port,
+            settings.data_dir,
+            len(queue),
         )
 
     async def stop(self) -> None:

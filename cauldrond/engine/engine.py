@@ -12,11 +12,12 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cauldrond.engine.worker import GpuWorker
 from cauldrond.events import EventBus
 from cauldrond.media.png import png_text_chunks, write_png_atomic
 from cauldrond.params import MAX_SEED, RANDOM_SEED, GenerationParams
@@ -25,9 +26,9 @@ from cauldrond.providers.registry import ProviderRegistry
 from cauldrond.queue import JobQueue, QueuedJob
 from cauldrond.queue.batching import batch_key
 from cauldrond.store import NewImage, Store
-from cauldrond.engine.worker import GpuWorker
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class _Written:
@@ -64,9 +65,13 @@ class Engine:
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._worker.run(lambda: [p.optimize_for_hardware() for p in self._providers.all()])
+        await self._worker.run(self._optimize_providers)
         self._task = asyncio.create_task(self._run(), name="cauldron-engine")
         self.ready = True
+
+    def _optimize_providers(self) -> None:
+        for provider in self._providers.all():
+            provider.optimize_for_hardware()
 
     async def stop(self, timeout: float = 8.0) -> None:
         """Stop at the next denoising step and put the running jobs back as queued."""
@@ -74,9 +79,10 @@ class Engine:
         self._stopping.set()
         self._queue.wake()
         if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except TimeoutError:
+            if not self._running:
+                self._task.cancel()  # idle, waiting for work: nothing to wind down
+            done, _ = await asyncio.wait({self._task}, timeout=timeout)
+            if not done:
                 # Stuck in something that cannot be interrupted (a model load). Leave the thread behind: it is a
                 # daemon thread, and its jobs are requeued below.
                 log.warning("the running batch did not stop within %.0f s; requeueing it anyway", timeout)
@@ -183,7 +189,7 @@ class Engine:
                 png_text_chunks(used, generated.info),
             )
             image = NewImage(
-                path=str(file.path.relative_to(self._images_dir)),
+                path=file.path.relative_to(self._images_dir).as_posix(),
                 sha256=file.sha256,
                 size_bytes=file.size_bytes,
                 seed=generated.params.seed,
@@ -258,4 +264,3 @@ def _resolved(job: QueuedJob) -> GenerationParams:
         # Seeds are normally drawn when the experiment is created; this covers rows written by older versions.
         params = params.with_seed(secrets.randbelow(MAX_SEED + 1))
     return params
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -48,10 +49,9 @@ class GpuWorker:
                 result = fn()
             except BaseException as exc:  # handed to the awaiting coroutine, which decides
                 error = exc
-            try:
+            # RuntimeError: the loop closed while we worked; the daemon is exiting and nobody waits.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, future, result, error)
-            except RuntimeError:
-                pass  # the loop closed while we worked: the daemon is exiting and nobody waits
 
 
 def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

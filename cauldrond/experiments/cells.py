@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from cauldrond.params import MAX_SEED, RANDOM_SEED, GenerationParams
 
 
-
 class SpecError(ValueError):
     """The spec is invalid; ``field`` and ``value`` name the axis or cell at fault."""
 

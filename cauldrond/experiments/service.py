@@ -81,16 +81,15 @@ class ExperimentService:
         self._events.publish("experiment.priority", experiment_id=experiment_id, priority=priority)
         return await self._store.get_experiment(experiment_id)
 
-    async def _check_against_providers(
-        self, cells: list[dict[str, Any]], axes: Mapping[str, Sequence[Any]]
-    ) -> None:
+    async def _check_against_providers(self, cells: list[dict[str, Any]], axes: Mapping[str, Sequence[Any]]) -> None:
         # Listing models touches the disk; do it off the loop, once per experiment.
         models, samplers = await asyncio.to_thread(self._catalogue)
         for cell in cells:
             model = cell["model"]
             if model not in models and "/" not in model:
+                available = ", ".join(sorted(models))
                 raise SpecError(
-                    f"{_origin('model', axes)} 'model': unknown model {model!r}; available: {', '.join(sorted(models))}",
+                    f"{_origin('model', axes)} 'model': unknown model {model!r}; available: {available}",
                     field="model",
                     value=model,
                 )

@@ -112,9 +112,7 @@ class JobQueue:
         self._paused = False
         self._changed.set()
 
-    def take_batch(
-        self, max_size: int, batch_key: Callable[[QueuedJob], Hashable] | None = None
-    ) -> list[QueuedJob]:
+    def take_batch(self, max_size: int, batch_key: Callable[[QueuedJob], Hashable] | None = None) -> list[QueuedJob]:
         """Pop the next job and, when ``batch_key`` is given, the jobs right behind it in the same experiment
         that share its key, up to ``max_size`` in all. Only adjacent jobs join, so taking a batch is O(batch); the
         planner orders an experiment's cells so that batchable ones are adjacent. Empty when paused or idle."""

@@ -39,6 +39,7 @@ class RpcConnection:
         self._subscription: Subscription | None = None
         self._forwarder: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[bool] | None = None
+        self._room = asyncio.Event()
 
     async def serve(self) -> None:
         writer = asyncio.create_task(self._write_loop(), name=f"rpc-writer {self.peer}")
@@ -80,7 +81,8 @@ class RpcConnection:
             return
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             self._reply(
-                request.msgid, RpcError("rate_limited", f"more than {MAX_IN_FLIGHT} requests in flight; wait for replies")
+                request.msgid,
+                RpcError("rate_limited", f"more than {MAX_IN_FLIGHT} requests in flight; wait for replies"),
             )
             return
         task = asyncio.create_task(self._handle(request.msgid, request.method, request.params))
@@ -123,6 +125,8 @@ class RpcConnection:
     async def _write_loop(self) -> None:
         while True:
             frame = await self._outbox.get()
+            if self._outbox.qsize() < OUTBOX_SIZE // 2:
+                self._room.set()
             try:
                 await asyncio.wait_for(self._ws.send_bytes(frame), SEND_TIMEOUT_S)
             except (ConnectionError, TimeoutError, RuntimeError):
@@ -132,9 +136,9 @@ class RpcConnection:
     async def _forward_events(self, subscription: Subscription) -> None:
         while True:
             event = await subscription.get()
-            # Events share the outbox with replies; when it is full the subscription's own buffer absorbs the
-            # burst and reports what it had to drop.
-            while self._outbox.full():
-                await asyncio.sleep(0.05)
+            # Events share the outbox with replies but may only fill half of it, so a burst of events can never
+            # crowd out a reply; meanwhile the subscription's own buffer absorbs them and reports any it drops.
+            while self._outbox.qsize() >= OUTBOX_SIZE // 2:
+                self._room.clear()
+                await self._room.wait()
             self._enqueue(encode_notification("event", [event]))
-

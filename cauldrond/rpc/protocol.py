@@ -73,7 +73,9 @@ def decode_request(frame: bytes) -> Request:
         raise RpcError("invalid_request", "method must be a string", {"msgid": msgid})
     if not isinstance(params, list) or len(params) > 1 or (params and not isinstance(params[0], dict)):
         raise RpcError(
-            "invalid_params", "params must be an array holding at most one map of named arguments", {"msgid": msgid}
+            "invalid_params",
+            "params must be an array holding at most one map of named arguments",
+            {"msgid": msgid},
         )
     return Request(msgid, method, params[0] if params else {})
 

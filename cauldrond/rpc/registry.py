@@ -61,9 +61,7 @@ class MethodRegistry:
         try:
             params = spec.params.model_validate(raw_params, strict=True)
         except ValidationError as exc:
-            failures = [
-                {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()
-            ]
+            failures = [{"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()]
             summary = "; ".join(f"{f['field'] or '(params)'}: {f['message']}" for f in failures[:5])
             raise RpcError("invalid_params", f"{name}: {summary}", failures) from exc
         return await spec.handler(ctx, params)

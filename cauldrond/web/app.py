@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from cauldrond.rpc.connection import RpcConnection
 from cauldrond.rpc.protocol import MAX_FRAME_BYTES
@@ -23,7 +24,7 @@ FALLBACK_PAGE = "<!doctype html><title>Shadow Cauldron</title><p>cauldrond is ru
 
 
 @web.middleware
-async def require_token(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path not in OPEN_ROUTES:
         services = request.app[SERVICES]
         if not token_matches(bearer_token(request), services.token):
@@ -31,7 +32,8 @@ async def require_token(request: web.Request, handler: web.Handler) -> web.Strea
                 text="missing or wrong token: send 'Authorization: Bearer <token>'",
                 headers={"WWW-Authenticate": 'Bearer realm="cauldrond"'},
             )
-    return await handler(request)
+    response: web.StreamResponse = await handler(request)
+    return response
 
 
 async def rpc_socket(request: web.Request) -> web.WebSocketResponse:

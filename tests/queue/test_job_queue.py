@@ -1,5 +1,5 @@
-from cauldrond.queue.batching import batch_key
 from cauldrond.queue import JobQueue, QueuedJob
+from cauldrond.queue.batching import batch_key
 
 
 def job(job_id: int, experiment_id: int, idx: int, **params: object) -> QueuedJob:

@@ -1,0 +1,3 @@
+from cauldrond.cli import main
+
+main()

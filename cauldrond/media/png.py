@@ -1,0 +1,169 @@
+"""PNG files written so that a crash never leaves a half-written image under its final name.
+
+The file is encoded in memory, written to a temp name in the destination folder, fsynced, renamed over the
+final name, and the folder is fsynced so the rename itself survives a power cut. Recovery deletes temp files
+left by a crash (names start with ``TEMP_PREFIX``) and PNG files that no image row references.
+
+Metadata goes in two text chunks: ``parameters`` in AUTOMATIC1111's format, so A1111, ComfyUI and civitai read
+the settings back, and ``cauldron``, the exact params and provider info as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+import cauldrond
+
+TEMP_PREFIX = ".tmp-"
+PNG_SUFFIX = ".png"
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the names ``write_png_atomic`` uses before its rename."""
+    return name.startswith(TEMP_PREFIX) and name.endswith(PNG_SUFFIX)
+
+
+def check_filename(filename: str) -> None:
+    """Refuse anything but a plain ``*.png`` name, so a caller can never write outside ``directory``."""
+    separators = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    if (
+        not filename
+        or any(sep in filename for sep in separators)
+        or ".." in filename
+        or "\x00" in filename
+        or filename.startswith(TEMP_PREFIX)
+        or not filename.endswith(PNG_SUFFIX)
+        or filename == PNG_SUFFIX
+    ):
+        raise ValueError(f"refusing image filename {filename!r}: expected a plain name ending in .png")
+
+
+def encode_png(image: Image.Image, text: Mapping[str, str]) -> bytes:
+    info = PngInfo()
+    for key, value in text.items():
+        # add_text picks tEXt for Latin-1 values and iTXt (UTF-8) otherwise, so any prompt round-trips.
+        info.add_text(key, value)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_png_atomic(image: Image.Image, directory: Path, filename: str, text: Mapping[str, str]) -> WrittenFile:
+    """Write ``image`` as ``directory/filename`` with ``text`` chunks; return its path, sha256 and size.
+
+    Blocking (encoding and fsync): call it from a worker thread, not the event loop."""
+    check_filename(filename)
+    data = encode_png(image, text)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / filename
+    temp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}{PNG_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(temp, flags, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    # The rename lives in the folder's entries; the parent is synced too in case the folder itself is new.
+    fsync_directory(directory)
+    fsync_directory(directory.parent)
+    return WrittenFile(path=final, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make renames and new entries in ``directory`` durable; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        # Some filesystems (and platforms) refuse fsync on a directory; the rename has still happened.
+        pass
+    finally:
+        os.close(fd)
+
+
+def _number(value: Any) -> str:
+    # 7.0 -> "7", 7.5 -> "7.5", as A1111 writes them.
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _quoted(value: str) -> str:
+    # A1111 quotes values that would break its "key: value, key: value" line.
+    return json.dumps(value, ensure_ascii=False) if any(c in value for c in ',:\n"') else value
+
+
+def a1111_parameters(params: Mapping[str, Any], info: Mapping[str, Any]) -> str:
+    """The ``parameters`` text chunk in AUTOMATIC1111's infotext format."""
+    lines = [str(params.get("prompt", ""))]
+    negative = str(params.get("negative_prompt", ""))
+    if negative:
+        lines.append(f"Negative prompt: {negative}")
+    fields: list[tuple[str, str]] = [
+        ("Steps", _number(params.get("steps", 20))),
+        ("Sampler", _quoted(str(params.get("sampler", "Euler a")))),
+    ]
+    schedule = str(params.get("schedule", "Automatic"))
+    if schedule != "Automatic":
+        fields.append(("Schedule type", _quoted(schedule)))
+    fields += [
+        ("CFG scale", _number(float(params.get("cfg_scale", 7.0)))),
+        ("Seed", _number(params.get("seed", -1))),
+        ("Size", f"{params.get('width', 512)}x{params.get('height', 512)}"),
+    ]
+    if info.get("model_short_hash"):
+        fields.append(("Model hash", _quoted(str(info["model_short_hash"]))))
+    fields.append(("Model", _quoted(str(info.get("model") or params.get("model", "")))))
+    clip_skip = int(params.get("clip_skip", 1))
+    if clip_skip != 1:
+        fields.append(("Clip skip", str(clip_skip)))
+    eta = float(params.get("eta", 0.0))
+    if eta:
+        fields.append(("Eta", _number(eta)))
+    fields.append(("Version", f"cauldron-{cauldrond.__version__}"))
+    lines.append(", ".join(f"{key}: {value}" for key, value in fields))
+    return "\n".join(lines)
+
+
+def png_text_chunks(params: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, str]:
+    """Both text chunks for one image: A1111's ``parameters`` and our exact JSON under ``cauldron``."""
+    exact = json.dumps(
+        {"params": dict(params), "info": dict(info)},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,  # provider info may hold dtypes or paths; text is all a reader needs
+    )
+    return {"parameters": a1111_parameters(params, info), "cauldron": exact}
+
+
+def read_png_text(path: Path) -> dict[str, str]:
+    """All text chunks (tEXt, zTXt, iTXt) of a PNG file, wherever they sit in the file."""
+    with Image.open(path) as image:
+        if image.format != "PNG":
+            raise ValueError(f"{path} is not a PNG file")
+        return {str(key): str(value) for key, value in getattr(image, "text", {}).items()}

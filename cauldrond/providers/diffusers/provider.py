@@ -1,0 +1,366 @@
+"""The diffusers provider: one loaded pipeline at a time, a fresh scheduler per batch, per-image CPU seeds."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import psutil
+import torch
+
+from cauldrond.config import Settings
+from cauldrond.params import GenerationParams
+from cauldrond.providers.base import (
+    GeneratedImage,
+    GenerationInterrupted,
+    ModelInfo,
+    ProgressCallback,
+    ProviderError,
+    SamplerInfo,
+    StopCheck,
+)
+from cauldrond.providers.diffusers import devices, loading, samplers
+
+log = logging.getLogger(__name__)
+
+# Below this much memory a Mac computes attention in slices: slower, but a 1024px SDXL image still fits.
+MPS_SLICING_BELOW_BYTES = 32 * 1024**3
+# Params of one batch must agree on these: they shape the single denoising loop the batch runs as.
+SHARED_FIELDS = ("model", "sampler", "schedule", "steps", "width", "height", "clip_skip", "cfg_scale")
+
+
+@dataclass
+class _LoadedModel:
+    name: str
+    pipeline: Any
+    sha256: str
+    short_hash: str
+    scheduler_config: dict[str, Any]  # as shipped with the model; every sampler is built from this
+
+
+class DiffusersProvider:
+    """Implements ``cauldrond.providers.base.Provider`` with HuggingFace diffusers.
+
+    ``generate`` runs on the engine's single worker thread; ``list_models`` may run on any thread and reads
+    only the models dir, never the loaded pipeline."""
+
+    name = "diffusers"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.models_dir = settings.resolved_models_dir
+        self.device: str | None = None
+        self.dtype: torch.dtype | None = None
+        self.load_count = 0
+        self._loaded: _LoadedModel | None = None
+        self._lock = threading.RLock()
+
+    # --- listing ------------------------------------------------------------------------------------------
+
+    def list_models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(
+                name=source.name,
+                provider=self.name,
+                source=source.kind,
+                path=str(source.path) if source.path is not None else None,
+                note=source.note,
+            )
+            for source in loading.discover_models(self.models_dir)
+        ]
+
+    def list_samplers(self) -> list[SamplerInfo]:
+        return samplers.list_samplers()
+
+    def hardware_info(self) -> dict[str, Any]:
+        try:
+            device = self.device or devices.choose_device(self.settings.device)
+        except ProviderError as exc:
+            info = devices.hardware_info("cpu")
+            info.update(device=self.settings.device, error=str(exc))
+            return info
+        info = devices.hardware_info(device)
+        info.update(
+            dtype=_dtype_name(self.dtype or devices.choose_dtype(device)),
+            loaded_model=self._loaded.name if self._loaded else None,
+            load_count=self.load_count,
+        )
+        return info
+
+    # --- hardware -----------------------------------------------------------------------------------------
+
+    def optimize_for_hardware(self) -> None:
+        with self._lock:
+            device = devices.choose_device(self.settings.device)
+            dtype = devices.choose_dtype(device)
+            changed = (device, dtype) != (self.device, self.dtype)
+            self.device, self.dtype = device, dtype
+            if device == "cpu":
+                # Leave one core to the event loop so RPC stays responsive while torch computes; on 2 cores
+                # torch's default of 2 threads made every call wait behind the GEMMs.
+                torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+            log.info(
+                "diffusers provider on %s (%s, %d torch threads)", device, _dtype_name(dtype), torch.get_num_threads()
+            )
+            if changed and self._loaded is not None:
+                self._prepare_pipeline(self._loaded.pipeline)
+
+    def _prepare_pipeline(self, pipeline: Any) -> None:
+        """Move a freshly loaded pipeline to the chosen device and apply this hardware's speed-ups."""
+        assert self.device is not None and self.dtype is not None
+        # Loading already chose the dtype; casting again would make diffusers warn about fp32-only modules.
+        if pipeline.dtype != self.dtype:
+            pipeline.to(self.device, self.dtype)
+        else:
+            pipeline.to(self.device)
+        pipeline.set_progress_bar_config(disable=True)
+        _alias_flattened_clip(pipeline)
+        for component in (getattr(pipeline, "unet", None), getattr(pipeline, "vae", None)):
+            _use_sdpa_attention(component)
+        if self.device == "cuda" and getattr(pipeline, "unet", None) is not None:
+            # Convolutions in NHWC run on tensor cores without layout shuffles.
+            pipeline.unet.to(memory_format=torch.channels_last)
+        if self.device == "mps" and psutil.virtual_memory().total < MPS_SLICING_BELOW_BYTES:
+            pipeline.enable_attention_slicing()
+
+    # --- models -------------------------------------------------------------------------------------------
+
+    def _ensure_model(self, name: str) -> _LoadedModel:
+        if self._loaded is not None and self._loaded.name == name:
+            return self._loaded
+        source = loading.resolve_model(self.models_dir, name)
+        self._unload()
+        assert self.dtype is not None
+        started = time.perf_counter()
+        pipeline, model_hash = loading.load_pipeline(
+            source, self.models_dir, allow_pickle=self.settings.allow_pickle, dtype=self.dtype
+        )
+        self._prepare_pipeline(pipeline)
+        self.load_count += 1
+        self._loaded = _LoadedModel(
+            name=name,
+            pipeline=pipeline,
+            sha256=model_hash.sha256,
+            short_hash=model_hash.short,
+            scheduler_config=dict(pipeline.scheduler.config),
+        )
+        log.info("loaded model %s in %.2f s", name, time.perf_counter() - started)
+        return self._loaded
+
+    def _unload(self) -> None:
+        """Drop the loaded pipeline and give its memory back before another model is loaded."""
+        if self._loaded is None:
+            return
+        self._loaded = None
+        gc.collect()
+        if self.device == "cuda" and devices.cuda_available():
+            torch.cuda.empty_cache()
+        elif self.device == "mps" and devices.mps_available():
+            torch.mps.empty_cache()
+
+    # --- generation ---------------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        batch: Sequence[GenerationParams],
+        progress: ProgressCallback,
+        should_stop: StopCheck,
+    ) -> list[GeneratedImage]:
+        if not batch:
+            return []
+        first = batch[0]
+        _check_shared(batch, SHARED_FIELDS)
+        if any(params.seed < 0 for params in batch):
+            raise ValueError("every params in a batch needs a resolved seed (not -1)")
+        sampler, schedule = samplers.resolve_sampler(first.sampler, first.schedule)
+        with self._lock:
+            if should_stop():
+                raise GenerationInterrupted("stopped before the first step")
+            if self.device is None:
+                self.optimize_for_hardware()
+            assert self.device is not None and self.dtype is not None
+            loaded = self._ensure_model(first.model)
+            pipeline = loaded.pipeline
+            scheduler = samplers.build_scheduler(loaded.scheduler_config, sampler, schedule)
+            uses_eta = _step_accepts(scheduler, "eta")
+            if uses_eta:
+                _check_shared(batch, ("eta",))
+            seeds = [params.seed for params in batch]
+            if hasattr(scheduler, "noise_sampler_seed"):
+                # One Brownian tree per image, so an SDE sampler's noise also follows the image's own seed.
+                scheduler.noise_sampler_seed = seeds
+            _step_in_float32(scheduler)
+            pipeline.scheduler = scheduler
+
+            generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+            latents = self._initial_latents(pipeline, first, generators)
+            tracker = devices.PeakMemoryTracker(self.device)
+            tracker.reset()
+            on_step_end = _step_callback(progress, should_stop, tracker)
+            started = time.perf_counter()
+            try:
+                result = pipeline(
+                    prompt=[params.prompt for params in batch],
+                    negative_prompt=[params.negative_prompt for params in batch],
+                    num_inference_steps=first.steps,
+                    guidance_scale=first.cfg_scale,
+                    width=first.width,
+                    height=first.height,
+                    generator=generators,
+                    latents=latents,
+                    eta=first.eta,
+                    # A1111 counts the last layer as 1; diffusers counts the layers skipped.
+                    clip_skip=first.clip_skip - 1 or None,
+                    callback_on_step_end=on_step_end,
+                    output_type="pil",
+                )
+            except (GenerationInterrupted, ProviderError):
+                raise
+            except ValueError as exc:
+                # e.g. LCM refusing more steps than it was distilled for: a user-fixable parameter problem.
+                raise ProviderError(f"{sampler} could not run these params: {exc}") from exc
+            elapsed = time.perf_counter() - started
+            peak = tracker.peak()
+            info = self._image_info(loaded, sampler, schedule, scheduler, uses_eta=uses_eta, eta=first.eta)
+
+        per_image = elapsed / len(batch)
+        return [
+            GeneratedImage(image=image, params=params, wall_time_s=per_image, peak_memory_bytes=peak, info=dict(info))
+            for image, params in zip(result.images, batch, strict=True)
+        ]
+
+    def _initial_latents(
+        self, pipeline: Any, params: GenerationParams, generators: list[torch.Generator]
+    ) -> torch.Tensor:
+        """Starting noise drawn in float32 on the CPU, one image per generator, then moved and cast.
+
+        Drawing in the run's dtype or on the GPU would give different numbers per device; this way a seed
+        means the same noise everywhere, and an image does not depend on its neighbours in the batch."""
+        assert self.device is not None and self.dtype is not None
+        factor = pipeline.vae_scale_factor
+        shape = (1, pipeline.unet.config.in_channels, params.height // factor, params.width // factor)
+        noise = [torch.randn(shape, generator=generator, dtype=torch.float32) for generator in generators]
+        return torch.cat(noise).to(self.device, self.dtype)
+
+    def _image_info(
+        self, loaded: _LoadedModel, sampler: str, schedule: str, scheduler: Any, *, uses_eta: bool, eta: float
+    ) -> dict[str, Any]:
+        import diffusers
+
+        assert self.dtype is not None
+        info: dict[str, Any] = {
+            "model": loaded.name,
+            "model_hash": loaded.sha256,
+            "model_short_hash": loaded.short_hash,
+            "sampler": sampler,
+            "schedule": schedule,
+            "scheduler": type(scheduler).__name__,
+            "scheduler_config": _json_safe(dict(scheduler.config)),
+            "device": self.device,
+            "dtype": _dtype_name(self.dtype),
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+        }
+        if uses_eta:
+            info["eta"] = eta
+        return info
+
+
+def _check_shared(batch: Sequence[GenerationParams], fields: Sequence[str]) -> None:
+    for field_name in fields:
+        values = {getattr(params, field_name) for params in batch}
+        if len(values) > 1:
+            raise ValueError(f"all params in one batch must share {field_name!r}; got {sorted(values, key=str)}")
+
+
+def _step_callback(
+    progress: ProgressCallback, should_stop: StopCheck, tracker: devices.PeakMemoryTracker
+) -> Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]:
+    def on_step_end(pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+        tracker.sample()
+        # Second-order samplers run more loop iterations than steps; num_timesteps is the real total.
+        progress(step + 1, int(pipeline.num_timesteps))
+        if should_stop():
+            raise GenerationInterrupted(f"stopped after step {step + 1}")
+        return callback_kwargs
+
+    return on_step_end
+
+
+def _step_in_float32(scheduler: Any) -> None:
+    """Run the sampler's arithmetic in float32 whatever dtype the UNet runs in, as k-diffusion does.
+
+    Schedulers draw their per-step noise (ancestral and SDE samplers) in the model output's dtype, and torch's
+    CPU generator does not give the same numbers in float16 as in float32; stepping in float32 keeps a seed's
+    noise identical on a float16 GPU and a float32 CPU. The pipeline feeds the result straight back to the
+    UNet, so the new sample goes back to the dtype it came in."""
+    original = scheduler.step
+
+    # functools.wraps keeps the signature visible: the pipeline inspects it to decide whether to pass
+    # ``generator`` and ``eta``.
+    @functools.wraps(original)
+    def step(model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        result = original(model_output.float(), timestep, sample.float(), *args, **kwargs)
+        if isinstance(result, tuple):
+            return (result[0].to(sample.dtype), *result[1:])
+        result.prev_sample = result.prev_sample.to(sample.dtype)
+        return result
+
+    scheduler.step = step
+
+
+def _step_accepts(scheduler: Any, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(scheduler.step).parameters
+
+
+def _alias_flattened_clip(pipeline: Any) -> None:
+    """Let diffusers' clip_skip path find the final LayerNorm of a transformers >= 5.6 CLIPTextModel.
+
+    transformers flattened CLIPTextModel (its ``text_model`` wrapper is gone) while diffusers' encode_prompt
+    still reads ``text_encoder.text_model.final_layer_norm`` whenever clip_skip is set (diffusers issue
+    #14124). A plain attribute, not a submodule, so state dicts and device moves are unaffected."""
+    encoder = getattr(pipeline, "text_encoder", None)
+    if encoder is None or hasattr(encoder, "text_model") or not hasattr(encoder, "final_layer_norm"):
+        return
+    object.__setattr__(encoder, "text_model", SimpleNamespace(final_layer_norm=encoder.final_layer_norm))
+
+
+def _use_sdpa_attention(module: Any) -> None:
+    """PyTorch's fused scaled-dot-product attention, unless a model uses special processors (which stay)."""
+    if module is None or not hasattr(module, "attn_processors"):
+        return
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    processors = module.attn_processors.values()
+    if processors and all(type(p) in (AttnProcessor, AttnProcessor2_0) for p in processors):
+        module.set_attn_processor(AttnProcessor2_0())
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _json_safe(value: Any) -> Any:
+    """Scheduler configs hold tuples, numpy arrays and numbers that JSON, msgpack and SQLite must accept."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if hasattr(value, "tolist"):
+        return _json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

@@ -1,0 +1,35 @@
+"""Persistence: the SQLite store (the truth about experiments, jobs and images), its migrations and start-up
+recovery."""
+
+from cauldrond.store.migrations import MIGRATIONS, MigrationError, apply_migrations
+from cauldrond.store.recovery import RecoveryReport, recover
+from cauldrond.store.rows import (
+    JOB_STATUSES,
+    AnnotationRow,
+    ExperimentRow,
+    ImageRow,
+    JobRow,
+    NewImage,
+    QueuedJobRow,
+    TokenRow,
+)
+from cauldrond.store.store import Store, StoreError, utc_now
+
+__all__ = [
+    "JOB_STATUSES",
+    "MIGRATIONS",
+    "AnnotationRow",
+    "ExperimentRow",
+    "ImageRow",
+    "JobRow",
+    "MigrationError",
+    "NewImage",
+    "QueuedJobRow",
+    "RecoveryReport",
+    "Store",
+    "StoreError",
+    "TokenRow",
+    "apply_migrations",
+    "recover",
+    "utc_now",
+]

@@ -1,0 +1,177 @@
+"""Schema migrations: an append-only list of named functions, each applied once, in order, in its own
+transaction.
+
+Never edit or reorder a migration that has shipped: a database records the names it has applied, and a changed
+migration would silently leave old databases with a different schema from new ones. Add a new one at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Migration = tuple[str, Callable[[aiosqlite.Connection], Awaitable[None]]]
+
+
+class MigrationError(RuntimeError):
+    """The database cannot be brought to this version's schema."""
+
+
+async def _run(db: aiosqlite.Connection, *statements: str) -> None:
+    # One execute per statement: executescript would COMMIT first and break the migration's transaction.
+    for statement in statements:
+        await db.execute(statement)
+
+
+async def _experiments_and_jobs(db: aiosqlite.Connection) -> None:
+    await _run(
+        db,
+        """
+        CREATE TABLE experiments (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            cancelled_at TEXT
+        )
+        """,
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            params TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued'
+                CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            UNIQUE (experiment_id, idx)
+        )
+        """,
+    )
+
+
+async def _images_and_annotations(db: aiosqlite.Connection) -> None:
+    await _run(
+        db,
+        """
+        CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL UNIQUE REFERENCES jobs(id) ON DELETE CASCADE,
+            experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+            path TEXT NOT NULL UNIQUE,
+            sha256 TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            seed INTEGER NOT NULL,
+            params TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            wall_time_s REAL NOT NULL,
+            peak_memory_bytes INTEGER,
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE annotations (
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            plugin TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (image_id, plugin, key)
+        )
+        """,
+    )
+
+
+async def _tokens(db: aiosqlite.Connection) -> None:
+    await _run(
+        db,
+        """
+        CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT,
+            revoked_at TEXT
+        )
+        """,
+    )
+
+
+async def _query_indexes(db: aiosqlite.Connection) -> None:
+    await _run(
+        db,
+        # Start-up rebuild of the queue, reaping running jobs and the global status counts.
+        "CREATE INDEX jobs_by_status ON jobs (status, experiment_id, idx)",
+        # Per-experiment counts read only this covering index, never the params column.
+        "CREATE INDEX jobs_by_experiment_status ON jobs (experiment_id, status)",
+        # Keyset pagination of one experiment's images.
+        "CREATE INDEX images_by_experiment ON images (experiment_id, id)",
+    )
+
+
+# Append only. The name is the identity recorded in the database.
+MIGRATIONS: tuple[Migration, ...] = (
+    ("0001_experiments_and_jobs", _experiments_and_jobs),
+    ("0002_images_and_annotations", _images_and_annotations),
+    ("0003_tokens", _tokens),
+    ("0004_query_indexes", _query_indexes),
+)
+
+
+async def applied_migrations(db: aiosqlite.Connection) -> list[str]:
+    async with db.execute("SELECT name FROM migrations ORDER BY rowid") as cursor:
+        return [str(row[0]) for row in await cursor.fetchall()]
+
+
+async def apply_migrations(db: aiosqlite.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """Apply the migrations this database lacks; return their names. ``db`` must be in autocommit mode
+    (``isolation_level=None``) so each migration's BEGIN/COMMIT is ours."""
+    await db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    known = {name for name, _ in migrations}
+    unknown = [name for name in await applied_migrations(db) if name not in known]
+    if unknown:
+        raise MigrationError(
+            f"the database has migrations this version does not know ({', '.join(unknown)}); "
+            "it was written by a newer cauldrond"
+        )
+    already = set(await applied_migrations(db))
+    newly_applied = []
+    for name, migrate in migrations:
+        if name in already:
+            continue
+        # IMMEDIATE takes the write lock first; the second look inside it stops two processes opening one
+        # file from both applying a migration.
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            async with db.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)) as cursor:
+                done = await cursor.fetchone() is not None
+            if not done:
+                await migrate(db)
+                await db.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                    (name, datetime.now(UTC).isoformat(timespec="milliseconds")),
+                )
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await db.execute("ROLLBACK")
+            raise
+        if not done:
+            log.info("applied database migration %s", name)
+            newly_applied.append(name)
+    return newly_applied

@@ -1,0 +1,63 @@
+"""Shared fixtures: the tiny model (built once per run), an in-process daemon on a free loopback port, and a
+connected client. Everything is real: SQLite files in tmp dirs, WebSockets, diffusers on the tiny model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cauldron_client import Client
+
+from cauldrond.config import Settings
+from cauldrond.daemon import Daemon
+from cauldrond.models.tiny import create_tiny_model
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Small and fast on 2 CPU cores; the tiny model is random so quality is not the point.
+FAST = {"prompt": "a lighthouse at dusk", "width": 64, "height": 64, "steps": 2, "sampler": "Euler"}
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    create_tiny_model(folder)
+    return folder
+
+
+def make_settings(data_dir: Path, models_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "port": 0,
+        "models_dir": models_dir,
+        "device": "cpu",
+        "max_batch_size": 4,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, models_dir: Path) -> AsyncIterator[Daemon]:
+    running = Daemon(make_settings(tmp_path / "data", models_dir))
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def url_of(daemon: Daemon) -> str:
+    return f"http://127.0.0.1:{daemon.bound_port}"
+
+
+def token_of(daemon: Daemon) -> str:
+    return daemon.settings.token_path.read_text().strip()
+
+
+@pytest.fixture
+async def client(daemon: Daemon) -> AsyncIterator[Client]:
+    async with Client(url_of(daemon), token_of(daemon)) as connected:
+        yield connected
