@@ -1,0 +1,5 @@
+"""``python -m cauldron_client`` runs cauldronctl."""
+
+from cauldron_client.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""``cauldronctl``: drive a cauldrond from any machine.
+
+Expected failures (the daemon's error replies, an unreachable daemon, a missing token) print one line,
+``error: ...``, on stderr and exit non-zero: 2 for invalid_params/not_found, 1 otherwise. Tracebacks are kept
+for real bugs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cauldron_client import __version__
+from cauldron_client.commands import experiments, generate, images, info, queue, watch
+from cauldron_client.commands._common import Options
+from cauldron_client.errors import CauldronError, RpcError
+
+USAGE_CODES = frozenset({"invalid_params", "not_found"})
+
+
+def error_line(exc: CauldronError) -> tuple[str, int]:
+    """The one line printed for ``exc`` and the exit code."""
+    if isinstance(exc, RpcError):
+        message = " ".join(exc.message.split()) or "(no message)"
+        return f"error: {exc.code}: {message}", 2 if exc.code in USAGE_CODES else 1
+    return f"error: {' '.join(str(exc).split())}", 1
+
+
+class CauldronGroup(click.Group):
+    """A group that turns the client's expected errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CauldronError as exc:
+            line, code = error_line(exc)
+            click.echo(line, err=True)
+            ctx.exit(code)
+
+
+@click.group(cls=CauldronGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", help="Daemon URL [env CAULDRON_URL; default ws://127.0.0.1:7860/rpc].")
+@click.option("--token", help="API token [env CAULDRON_TOKEN; default: the file `token` in the data dir].")
+@click.option("--json", "as_json", is_flag=True, help="Print raw results as JSON.")
+@click.version_option(__version__, prog_name="cauldronctl")
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -> None:
+    """Control a Shadow Cauldron daemon: queue sweeps, watch them run, fetch the images."""
+    ctx.obj = Options(url=url, token=token, json=as_json)
+
+
+cli.add_command(info.status)
+cli.add_command(info.models)
+cli.add_command(info.samplers)
+cli.add_command(generate.generate)
+cli.add_command(generate.sweep)
+cli.add_command(experiments.experiments)
+cli.add_command(queue.queue)
+cli.add_command(watch.watch)
+cli.add_command(images.images)
+
+
+def main() -> None:
+    cli(prog_name="cauldronctl")

@@ -1,0 +1,84 @@
+"""Read-only overview commands: status, models, samplers."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+import click
+
+from cauldron_client.commands._common import call, emit_json, flatten, options, table
+from cauldron_client.connection import resolve_url
+
+
+@click.command()
+def status() -> None:
+    """Daemon version, provider, hardware and queue counts."""
+    info = call("system.info")
+    if options().json:
+        emit_json(info)
+        return
+    queue = info.get("queue") or {}
+    state = "paused" if queue.get("paused") else "running"
+    lines = [
+        f"cauldrond {info.get('version', '?')} (api {info.get('api_version', '?')}) at {options_url()}",
+        f"provider:  {info.get('provider', '-')}",
+        f"hardware:  {_pairs(info.get('hardware'))}",
+        f"queue:     {state}, {queue.get('queued', 0)} queued, {queue.get('running', 0)} running",
+        f"recovery:  {_pairs(info.get('recovery'))}",
+        f"data dir:  {info.get('data_dir', '-')}",
+    ]
+    click.echo("\n".join(lines))
+
+
+def options_url() -> str:
+    return resolve_url(options().url)
+
+
+def _pairs(value: Any) -> str:
+    if not isinstance(value, dict):
+        return "-" if value is None else str(value)
+    pairs = [f"{k}={_human(k, v)}" for k, v in flatten(value) if v not in (None, "")]
+    # Hanging indent under the 11-character labels keeps the status on one screen without a ragged edge.
+    indent = " " * 11
+    return textwrap.fill(", ".join(pairs), width=100, initial_indent=indent, subsequent_indent=indent)[11:] or "-"
+
+
+def _human(key: str, value: Any) -> Any:
+    if key.endswith("bytes") and isinstance(value, int) and not isinstance(value, bool):
+        return format_bytes(value)
+    return value
+
+
+def format_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024:
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}TiB"
+
+
+@click.command()
+def models() -> None:
+    """Models the provider can load."""
+    result = call("models.list")
+    if options().json:
+        emit_json(result)
+        return
+    rows = [(m.get("name"), m.get("provider"), m.get("source"), m.get("note")) for m in result.get("models", [])]
+    click.echo(table(["name", "provider", "source", "note"], rows))
+
+
+@click.command()
+def samplers() -> None:
+    """Sampler names (A1111 style) and the schedules each accepts."""
+    result = call("samplers.list")
+    if options().json:
+        emit_json(result)
+        return
+    rows = [
+        (s.get("name"), ", ".join(str(x) for x in s.get("schedules") or []), s.get("note"))
+        for s in result.get("samplers", [])
+    ]
+    click.echo(table(["name", "schedules", "note"], rows))
