@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-BOS_TOKEN = "<|startoftext|>"
-EOS_TOKEN = "<|endoftext|>"
+# CLIP's special tokens (bandit mistakes the names for passwords).
+BOS_TOKEN = "<|startoftext|>"  # nosec B105
+EOS_TOKEN = "<|endoftext|>"  # nosec B105
 MODEL_MAX_LENGTH = 77
 END_OF_WORD = "</w>"
 

@@ -90,8 +90,8 @@ def peek_msgid(frame: bytes) -> int | None:
             msgid = unpacker.unpack()
             if isinstance(msgid, int) and not isinstance(msgid, bool) and 0 <= msgid <= MAX_MSGID:
                 return msgid
-    except Exception:  # nosec B110 - a frame we cannot read gets an error without a msgid
-        pass
+    except Exception:  # nosec B110
+        pass  # a frame we cannot read gets an error without a msgid
     return None
 
 

@@ -42,8 +42,20 @@ def test_status_models_samplers(daemon: DaemonProcess) -> None:
 
 def test_sweep_with_watch_prints_every_image(daemon: DaemonProcess) -> None:
     result = ctl(
-        daemon, "sweep", "--prompt", "a fox", "--sampler", "Euler", "--sampler", "Euler a",
-        "--steps", "2,3", "--seed", "1,2", *SMALL, "--watch",
+        daemon,
+        "sweep",
+        "--prompt",
+        "a fox",
+        "--sampler",
+        "Euler",
+        "--sampler",
+        "Euler a",
+        "--steps",
+        "2,3",
+        "--seed",
+        "1,2",
+        *SMALL,
+        "--watch",
     )
     assert result.exit_code == 0, result.output
     files = [line for line in result.stdout.splitlines() if line.endswith(".png")]

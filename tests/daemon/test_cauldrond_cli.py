@@ -7,7 +7,6 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-
 from cauldron_client import Client
 from click.testing import CliRunner
 from PIL import Image

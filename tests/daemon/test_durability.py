@@ -84,7 +84,11 @@ async def test_a_job_interrupted_three_times_fails_and_the_rest_run(
             "experiments.create",
             name="crashy",
             base=FAST,
-            cells=[{"steps": 500, "width": 128, "height": 128, "seed": 1}, {"steps": 2, "seed": 2}, {"steps": 3, "seed": 3}],
+            cells=[
+                {"steps": 500, "width": 128, "height": 128, "seed": 1},
+                {"steps": 2, "seed": 2},
+                {"steps": 3, "seed": 3},
+            ],
         )
         experiment_id = created["experiment"]["id"]
     for _round in range(3):

@@ -160,9 +160,7 @@ def test_unit_passes_systemd_verify_as_a_user_unit(tmp_path: Path) -> None:
         ("KillSignal=SIGTERM", "KillSignal=SIGFOO", "Failed to parse"),
     ],
 )
-def test_systemd_verify_catches_a_broken_unit(
-    tmp_path: Path, original: str, broken: str, complaint: str
-) -> None:
+def test_systemd_verify_catches_a_broken_unit(tmp_path: Path, original: str, broken: str, complaint: str) -> None:
     # Proves the check above can fail: systemd-analyze exits 0 on these, only its output tells.
     text = UNIT.read_text()
     assert f"\n{original}\n" in text
@@ -217,9 +215,7 @@ def test_plist_runs_cauldrond_with_data_dir_as_working_directory(agent: dict[str
     assert agent["WorkingDirectory"] == data_dir
 
 
-def test_plist_data_dir_is_the_daemons_default_on_macos(
-    agent: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_plist_data_dir_is_the_daemons_default_on_macos(agent: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", MAC_HOME)
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     expected = platformdirs.macos.MacOS(default_data_dir().name, appauthor=False).user_data_dir
@@ -316,9 +312,7 @@ def test_page_is_well_formed(page: PageChecker) -> None:
 
 
 def test_page_is_mobile_friendly(page: PageChecker) -> None:
-    viewports = [
-        attrs["content"] for tag, attrs in page.tags if tag == "meta" and attrs.get("name") == "viewport"
-    ]
+    viewports = [attrs["content"] for tag, attrs in page.tags if tag == "meta" and attrs.get("name") == "viewport"]
     assert len(viewports) == 1
     assert "width=device-width" in viewports[0]
 

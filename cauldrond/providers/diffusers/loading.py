@@ -361,8 +361,10 @@ def _load_hub(source: ModelSource, models_dir: Path, *, allow_pickle: bool, dtyp
     if not allow_pickle:
         kwargs["use_safetensors"] = True
     try:
+        # The owner names the hub model; pinning a revision is theirs to do (org/name@rev is not supported yet).
+        # snapshot_download reads the local cache only (local_files_only), to hash what was just loaded.
         pipeline = diffusers.DiffusionPipeline.from_pretrained(source.name, **kwargs)
-        snapshot = Path(huggingface_hub.snapshot_download(source.name, local_files_only=True))
+        snapshot = Path(huggingface_hub.snapshot_download(source.name, local_files_only=True))  # nosec B615
     except RepositoryNotFoundError as exc:
         raise ProviderError(f"model {source.name!r} is not in the models dir and not on the hub") from exc
     except Exception as exc:
