@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 # Routes anyone on the allowed interface may read: the app shell and the health check. Everything else needs
 # the token.
-OPEN_ROUTES = frozenset({"/", "/healthz"})
+OPEN_ROUTES = frozenset({"/", "/healthz", "/manifest.webmanifest"})
 PWA_DIR = Path(__file__).resolve().parents[2] / "pwa"
 FALLBACK_PAGE = "<!doctype html><title>Shadow Cauldron</title><p>cauldrond is running. Use cauldronctl.</p>"
 
@@ -79,10 +79,18 @@ async def index(request: web.Request) -> web.StreamResponse:
     return web.Response(text=FALLBACK_PAGE, content_type="text/html")
 
 
+async def manifest(request: web.Request) -> web.StreamResponse:
+    file = PWA_DIR / "manifest.webmanifest"
+    if not file.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(file, headers={"Content-Type": "application/manifest+json"})
+
+
 def build_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[require_token], client_max_size=MAX_FRAME_BYTES)
     app[SERVICES] = services
     app.router.add_get("/", index)
+    app.router.add_get("/manifest.webmanifest", manifest)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/rpc", rpc_socket)
     app.router.add_get(r"/images/{image_id:\d{1,18}}.png", image_file)
