@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 from cauldron_client import Client
-
-from cauldrond.config import Settings
-from cauldrond.daemon import Daemon
-from cauldrond.models.tiny import create_tiny_model
+from harness import machine, running_daemon
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -38,39 +32,25 @@ async def measure(client: Client, calls: int) -> list[float]:
 
 
 async def main(calls: int, size: int, steps: int, device: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        create_tiny_model(root / "models")
-        daemon = Daemon(Settings(data_dir=root / "data", port=0, models_dir=root / "models", device=device))
-        await daemon.start()
-        try:
-            token = daemon.settings.token_path.read_text().strip()
-            async with Client(f"http://127.0.0.1:{daemon.bound_port}", token) as client:
-                await measure(client, 20)  # warm-up
-                idle = await measure(client, calls)
-                await client.call(
-                    "experiments.create",
-                    name="bench load",
-                    base={
-                        "prompt": "load",
-                        "width": size,
-                        "height": size,
-                        "steps": steps,
-                        "sampler": "Euler",
-                    },
-                    axes={"seed": list(range(1, 1001))},
-                )
-                async with client.events(["job.started"]) as stream:
-                    await stream.next(60)
-                busy = await measure(client, calls)
-                still_running = bool((await client.call("queue.list"))["running"])
-                info = await client.call("system.info")
-        finally:
-            await daemon.stop()
+    async with running_daemon(device=device) as bench:
+        client = bench.client
+        await measure(client, 20)  # warm-up
+        idle = await measure(client, calls)
+        await client.call(
+            "experiments.create",
+            name="bench load",
+            base={"prompt": "load", "width": size, "height": size, "steps": steps, "sampler": "Euler"},
+            axes={"seed": list(range(1, 1001))},
+        )
+        async with client.events(["job.started"]) as stream:
+            await stream.next(60)
+        busy = await measure(client, calls)
+        still_running = bool((await client.call("queue.list"))["running"])
+        info = await client.call("system.info")
 
     p50_idle, p99_idle = percentile(idle, 50), percentile(idle, 99)
     p50_busy, p99_busy = percentile(busy, 50), percentile(busy, 99)
-    print(f"machine: {platform.node()} {platform.machine()} {platform.processor() or ''}".strip())
+    print(f"machine: {machine()}")
     print(f"device: {info['hardware'].get('device')}  calls per phase: {calls}  load: {size}x{size}, {steps} steps")
     print(f"idle  p50 {p50_idle:7.2f} ms   p99 {p99_idle:7.2f} ms")
     print(f"busy  p50 {p50_busy:7.2f} ms   p99 {p99_busy:7.2f} ms   (engine generating throughout: {still_running})")

@@ -49,6 +49,11 @@ class Settings:
         return self.data_dir / "images"
 
     @property
+    def renders_dir(self) -> Path:
+        # Grids and plots live outside images/: start-up recovery deletes PNGs there that have no image row.
+        return self.data_dir / "grids"
+
+    @property
     def token_path(self) -> Path:
         return self.data_dir / "token"
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from cauldrond.config import Settings
 from cauldrond.engine import Engine
 from cauldrond.events import EventBus
+from cauldrond.experiments.results import ResultsService
 from cauldrond.experiments.service import ExperimentService
 from cauldrond.plugins.manager import get_plugin_manager
 from cauldrond.providers.registry import ProviderRegistry
@@ -44,6 +45,7 @@ class Daemon:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings.images_dir.mkdir(parents=True, exist_ok=True)
+        settings.renders_dir.mkdir(parents=True, exist_ok=True)
         token = ensure_token(settings.token_path)
 
         # 1. store, and the recovery that must happen before anything is served
@@ -90,6 +92,7 @@ class Daemon:
                 max_cells=settings.max_cells,
             ),
             methods=methods,
+            results=ResultsService(store, settings.images_dir, settings.renders_dir),
             recovery=report.to_dict(),
             started_at=time.monotonic(),
         )

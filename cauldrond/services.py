@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from cauldrond.config import Settings
     from cauldrond.engine import Engine
     from cauldrond.events import EventBus
+    from cauldrond.experiments.results import ResultsService
     from cauldrond.experiments.service import ExperimentService
     from cauldrond.providers.registry import ProviderRegistry
     from cauldrond.queue import JobQueue
@@ -30,5 +31,6 @@ class Services:
     engine: Engine
     experiments: ExperimentService
     methods: MethodRegistry
+    results: ResultsService
     recovery: dict[str, Any] = field(default_factory=dict)
     started_at: float = 0.0

@@ -61,6 +61,7 @@ class Engine:
         self._running: list[QueuedJob] = []
         self.ready = False
         self.batches_run = 0
+        self.last_model: str | None = None  # the model the provider most likely still holds
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -118,7 +119,7 @@ class Engine:
             await self._queue.wait_for_work()
             if self._stopping.is_set():
                 break
-            batch = self._queue.take_batch(self._max_batch_size, batch_key)
+            batch = self._queue.take_batch(self._max_batch_size, batch_key, prefer_model=self.last_model)
             if not batch:
                 continue
             self._running = batch
@@ -143,6 +144,7 @@ class Engine:
             self._events.publish("job.started", job_id=job.job_id, experiment_id=job.experiment_id, batch=ids)
 
         params = [_resolved(job) for job in batch]
+        self.last_model = params[0].model
         loop = asyncio.get_running_loop()
         started = time.monotonic()
 

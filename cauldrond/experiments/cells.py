@@ -4,56 +4,59 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from cauldrond.experiments.axes import Axis, apply_axis, cell_count, resolve_axes
+from cauldrond.experiments.errors import SpecError
+from cauldrond.experiments.values import PROMPT_SR_AXIS, SIZE_AXIS
 from cauldrond.params import MAX_SEED, RANDOM_SEED, GenerationParams
 
+__all__ = ["SpecError", "expand_cells", "resolved_axes_spec"]
 
-class SpecError(ValueError):
-    """The spec is invalid; ``field`` and ``value`` name the axis or cell at fault."""
-
-    def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.value = value
-
-    def to_data(self) -> dict[str, Any]:
-        return {"field": self.field, "value": self.value}
+# Which axis to blame when a field it writes fails validation.
+_WRITTEN_BY = {"width": SIZE_AXIS, "height": SIZE_AXIS, "prompt": PROMPT_SR_AXIS, "negative_prompt": PROMPT_SR_AXIS}
 
 
 def expand_cells(
     base: Mapping[str, Any],
     *,
-    axes: Mapping[str, Sequence[Any]] | None = None,
+    axes: Mapping[str, Sequence[Any] | str] | None = None,
     cells: Sequence[Mapping[str, Any]] | None = None,
     max_cells: int,
 ) -> list[dict[str, Any]]:
     """Cells as params dicts: the cartesian product of ``axes`` over ``base`` (first axis outermost), or each of
-    ``cells`` merged over ``base``. Every cell is validated; random seeds are drawn here, so a cell's seed is
-    fixed from the moment it is queued and survives restarts."""
+    ``cells`` merged over ``base``. Axis values may be lists or A1111 range/CSV strings. Every cell is validated;
+    random seeds are drawn here, so a cell's seed is fixed from the moment it is queued and survives restarts."""
     if axes and cells:
         raise SpecError("give either axes or cells, not both")
     if axes:
-        for name, values in axes.items():
-            if name not in GenerationParams.model_fields:
-                raise SpecError(f"unknown axis {name!r}", field=name)
-            if not isinstance(values, Sequence) or isinstance(values, str | bytes) or not values:
-                raise SpecError(f"axis {name!r} needs a non-empty list of values", field=name, value=values)
-        count = 1
-        for values in axes.values():
-            count *= len(values)
-        _check_count(count, max_cells)
-        names = list(axes)
-        raw = [dict(base, **dict(zip(names, combo, strict=True))) for combo in itertools.product(*axes.values())]
-    elif cells:
+        resolved = resolve_axes(axes)
+        # Before a single cell exists: a 10^9-cell spec must fail as fast as a 10-cell one.
+        _check_count(cell_count(resolved), max_cells)
+        names = [axis.name for axis in resolved]
+        return [_validated(cell, names) for cell in _product(base, resolved)]
+    if cells:
         _check_count(len(cells), max_cells)
-        raw = [dict(base, **cell) for cell in cells]
-    else:
-        raw = [dict(base)]
-    return [_validated(cell, axes) for cell in raw]
+        return [_validated(dict(base, **cell), [], index) for index, cell in enumerate(cells)]
+    return [_validated(dict(base), [])]
+
+
+def resolved_axes_spec(axes: Mapping[str, Sequence[Any] | str]) -> list[dict[str, Any]]:
+    """The axes with their values resolved (ranges expanded, types fixed), JSON-safe, in the order given."""
+    return [axis.to_dict() for axis in resolve_axes(axes)]
+
+
+def _product(base: Mapping[str, Any], axes: list[Axis]) -> Iterator[dict[str, Any]]:
+    # Prompt S/R goes last so it edits the prompt another axis chose, whatever the axis order.
+    order = sorted(range(len(axes)), key=lambda i: axes[i].name == PROMPT_SR_AXIS)
+    for combo in itertools.product(*(axis.values for axis in axes)):
+        cell = dict(base)
+        for i in order:
+            apply_axis(cell, axes[i], combo[i])
+        yield cell
 
 
 def _check_count(count: int, max_cells: int) -> None:
@@ -61,15 +64,26 @@ def _check_count(count: int, max_cells: int) -> None:
         raise SpecError(f"the experiment has {count} cells, over the limit of {max_cells}", value=count)
 
 
-def _validated(cell: dict[str, Any], axes: Mapping[str, Sequence[Any]] | None) -> dict[str, Any]:
+def _validated(cell: dict[str, Any], axis_names: list[str], index: int | None = None) -> dict[str, Any]:
     try:
         params = GenerationParams.model_validate(cell, strict=True)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or None
-        origin = "axis" if axes and field in axes else "parameter"
         value = cell.get(field) if field else None
-        raise SpecError(f"{origin} {field!r}: {error['msg']} (value {value!r})", field=field, value=value) from exc
+        origin = "parameter"
+        if field in axis_names:
+            origin = "axis"
+        elif field in _WRITTEN_BY and _WRITTEN_BY[field] in axis_names:
+            origin = f"axis {_WRITTEN_BY[field]!r} sets"
+        where = f"cell {index}: " if index is not None else ""
+        message = f"{where}{origin} {field!r}: {error['msg']} (value {_shown(value)})"
+        raise SpecError(message, field=field, value=value) from exc
     if params.seed == RANDOM_SEED:
         params = params.with_seed(secrets.randbelow(MAX_SEED + 1))
     return params.to_json_dict()
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

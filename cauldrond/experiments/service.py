@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cauldrond.engine import Engine
 from cauldrond.events import EventBus
-from cauldrond.experiments.cells import SpecError, expand_cells
+from cauldrond.experiments.cells import SpecError, expand_cells, resolved_axes_spec
+from cauldrond.experiments.planner import Timing, estimate_seconds, in_run_order, plan_cost, plan_order
 from cauldrond.providers.base import SamplerInfo
 from cauldrond.providers.registry import ProviderRegistry
 from cauldrond.queue import JobQueue, QueuedJob
 from cauldrond.store import ExperimentRow, Store
 
 SCHEDULE_SUFFIXES = ("Karras", "Exponential")
+
+
+@dataclass(frozen=True)
+class PreparedExperiment:
+    cells: list[dict[str, Any]]
+    order: list[int]  # order[i]: run position of cell i
+    resolved_axes: list[dict[str, Any]]
 
 
 class ExperimentService:
@@ -35,30 +44,75 @@ class ExperimentService:
         self._providers = providers
         self._max_cells = max_cells
 
+    async def prepare(
+        self,
+        base: Mapping[str, Any],
+        axes: Mapping[str, Any] | None = None,
+        cells: Sequence[Mapping[str, Any]] | None = None,
+    ) -> PreparedExperiment:
+        """Expand and validate every cell and plan their order; nothing is stored. Raises SpecError."""
+        # Thousands of pydantic validations would stall RPC; they run on a worker thread.
+        expanded = await asyncio.to_thread(expand_cells, base, axes=axes, cells=cells, max_cells=self._max_cells)
+        await self._check_against_providers(expanded, axes or {})
+        resolved = resolved_axes_spec(axes) if axes else []
+        order = plan_order(expanded, loaded_model=self._engine.last_model)
+        return PreparedExperiment(expanded, order, resolved)
+
     async def create(
         self,
         *,
         name: str,
         kind: str,
         base: Mapping[str, Any],
-        axes: Mapping[str, Sequence[Any]] | None = None,
+        axes: Mapping[str, Any] | None = None,
         cells: Sequence[Mapping[str, Any]] | None = None,
         priority: int = 0,
     ) -> tuple[ExperimentRow, list[int]]:
         """Validate every cell, commit the experiment with its jobs, then queue and announce it.
         Raises SpecError before anything is stored."""
-        expanded = expand_cells(base, axes=axes, cells=cells, max_cells=self._max_cells)
-        await self._check_against_providers(expanded, axes or {})
-        spec = {"base": dict(base), "axes": dict(axes or {}), "cells": [dict(c) for c in cells or []]}
+        prepared = await self.prepare(base, axes, cells)
+        spec = {
+            "base": dict(base),
+            "axes": dict(axes or {}),
+            "resolved_axes": prepared.resolved_axes,
+            "cells": [dict(c) for c in cells or []],
+        }
         experiment_id, job_ids = await self._store.create_experiment(
-            name=name, kind=kind, spec=spec, priority=priority, cells=expanded
+            name=name, kind=kind, spec=spec, priority=priority, cells=prepared.cells, run_order=prepared.order
         )
-        for idx, (job_id, cell) in enumerate(zip(job_ids, expanded, strict=True)):
-            self._queue.add(QueuedJob(job_id, experiment_id, idx, cell), priority)
+        queued = [
+            QueuedJob(job_id, experiment_id, idx, cell)
+            for idx, (job_id, cell) in enumerate(zip(job_ids, prepared.cells, strict=True))
+        ]
+        for job in sorted(queued, key=lambda job: prepared.order[job.idx]):
+            self._queue.add(job, priority)
         self._events.publish("experiment.created", experiment_id=experiment_id, total=len(job_ids))
         experiment = await self._store.get_experiment(experiment_id)
         assert experiment is not None  # just committed
         return experiment, job_ids
+
+    async def plan(
+        self,
+        base: Mapping[str, Any],
+        axes: Mapping[str, Any] | None,
+        cells: Sequence[Mapping[str, Any]] | None,
+        max_batch_size: int,
+    ) -> dict[str, Any]:
+        """What creating this experiment would do: cells, resolved axes, model loads, batches, duration."""
+        prepared = await self.prepare(base, axes, cells)
+        ordered = in_run_order(prepared.cells, prepared.order)
+        cost = plan_cost(ordered, max_batch_size, loaded_model=self._engine.last_model)
+        history = [Timing(*row) for row in await self._store.recent_timings(limit=500)]
+        seconds, basis = estimate_seconds(ordered, history)
+        return {
+            "cells": len(prepared.cells),
+            "axes": prepared.resolved_axes,
+            "model_loads": cost.model_loads,
+            "batches": cost.batches,
+            "max_batch_size": max_batch_size,
+            "estimated_seconds": seconds,
+            "estimate_basis": basis,
+        }
 
     async def cancel(self, experiment_id: int) -> tuple[ExperimentRow, int, int] | None:
         outcome = await self._store.cancel_experiment(experiment_id)

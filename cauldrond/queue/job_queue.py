@@ -13,6 +13,9 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+# How many turns in a row an experiment may yield to others that can reuse the loaded model.
+MAX_PASSED_OVER = 8
+
 
 @dataclass(frozen=True)
 class QueuedJob:
@@ -25,12 +28,13 @@ class QueuedJob:
 class _ExperimentLane:
     """The queued jobs of one experiment, in index order."""
 
-    __slots__ = ("experiment_id", "jobs", "priority")
+    __slots__ = ("experiment_id", "jobs", "passed_over", "priority")
 
     def __init__(self, experiment_id: int, priority: int) -> None:
         self.experiment_id = experiment_id
         self.priority = priority
         self.jobs: deque[QueuedJob] = deque()
+        self.passed_over = 0  # turns given to another experiment because it could reuse the loaded model
 
 
 class JobQueue:
@@ -112,7 +116,12 @@ class JobQueue:
         self._paused = False
         self._changed.set()
 
-    def take_batch(self, max_size: int, batch_key: Callable[[QueuedJob], Hashable] | None = None) -> list[QueuedJob]:
+    def take_batch(
+        self,
+        max_size: int,
+        batch_key: Callable[[QueuedJob], Hashable] | None = None,
+        prefer_model: str | None = None,
+    ) -> list[QueuedJob]:
         """Pop the next job and, when ``batch_key`` is given, the jobs right behind it in the same experiment
         that share its key, up to ``max_size`` in all. Only adjacent jobs join, so taking a batch is O(batch); the
         planner orders an experiment's cells so that batchable ones are adjacent. Empty when paused or idle."""
@@ -120,8 +129,8 @@ class JobQueue:
             return []
         top = max(self._rotations)
         rotation = self._rotations[top]
-        experiment_id = next(iter(rotation))
-        lane = self._lanes[experiment_id]
+        lane = self._choose_lane(rotation, prefer_model)
+        experiment_id = lane.experiment_id
         batch = [lane.jobs.popleft()]
         if batch_key is not None and max_size > 1:
             key = batch_key(batch[0])
@@ -133,6 +142,21 @@ class JobQueue:
             del self._lanes[experiment_id]
             self._detach(lane)
         return batch
+
+    def _choose_lane(self, rotation: OrderedDict[int, None], prefer_model: str | None) -> _ExperimentLane:
+        """The experiment whose turn it is, unless another of the same priority can reuse the loaded model: a
+        model load costs seconds to minutes, so it wins, but only MAX_PASSED_OVER times in a row per experiment."""
+        first = self._lanes[next(iter(rotation))]
+        if prefer_model is None or first.jobs[0].params.get("model") == prefer_model:
+            return first
+        if first.passed_over < MAX_PASSED_OVER:
+            for experiment_id in rotation:
+                lane = self._lanes[experiment_id]
+                if lane.jobs[0].params.get("model") == prefer_model:
+                    first.passed_over += 1
+                    return lane
+        first.passed_over = 0
+        return first
 
     async def wait_for_work(self) -> None:
         """Return once a batch can be taken (not paused and not empty)."""

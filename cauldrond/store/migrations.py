@@ -124,12 +124,25 @@ async def _query_indexes(db: aiosqlite.Connection) -> None:
     )
 
 
+async def _job_run_order(db: aiosqlite.Connection) -> None:
+    # idx stays the cell's place in the experiment's axes (its grid coordinates); run_order is where the planner
+    # put it so that each model loads once and batchable cells sit side by side.
+    await _run(
+        db,
+        "ALTER TABLE jobs ADD COLUMN run_order INTEGER",
+        "UPDATE jobs SET run_order = idx",
+        "DROP INDEX jobs_by_status",
+        "CREATE INDEX jobs_by_status ON jobs (status, experiment_id, run_order)",
+    )
+
+
 # Append only. The name is the identity recorded in the database.
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_experiments_and_jobs", _experiments_and_jobs),
     ("0002_images_and_annotations", _images_and_annotations),
     ("0003_tokens", _tokens),
     ("0004_query_indexes", _query_indexes),
+    ("0005_job_run_order", _job_run_order),
 )
 
 

@@ -223,10 +223,15 @@ class Store:
         spec: Mapping[str, Any],
         priority: int,
         cells: Sequence[Mapping[str, Any]],
+        run_order: Sequence[int] | None = None,
     ) -> tuple[int, list[int]]:
-        """Insert the experiment and one queued job per cell (``idx`` = position) in one transaction."""
+        """Insert the experiment and one queued job per cell (``idx`` = position) in one transaction.
+        ``run_order[i]`` is cell i's place in the run (the planner's order); by default the index order."""
         if not cells:
             raise StoreError("an experiment needs at least one cell")
+        order = list(range(len(cells))) if run_order is None else list(run_order)
+        if sorted(order) != list(range(len(cells))):
+            raise StoreError("run_order must be a permutation of the cell indexes")
         # Encoding thousands of cells is CPU work: keep it off the event loop and outside the lock.
         spec_json, cell_json = await asyncio.to_thread(lambda: (_dumps(spec), [_dumps(c) for c in cells]))
         now = utc_now()
@@ -239,8 +244,9 @@ class Store:
             experiment_id = int(cursor.lastrowid)
             await cursor.close()
             await db.executemany(
-                "INSERT INTO jobs (experiment_id, idx, params, status, created_at) VALUES (?, ?, ?, 'queued', ?)",
-                [(experiment_id, idx, params, now) for idx, params in enumerate(cell_json)],
+                "INSERT INTO jobs (experiment_id, idx, run_order, params, status, created_at) "
+                "VALUES (?, ?, ?, ?, 'queued', ?)",
+                [(experiment_id, idx, order[idx], params, now) for idx, params in enumerate(cell_json)],
             )
             rows = await self._all(db, "SELECT id FROM jobs WHERE experiment_id = ? ORDER BY idx", (experiment_id,))
         return experiment_id, [int(row[0]) for row in rows]
@@ -322,13 +328,13 @@ class Store:
     # -- jobs ------------------------------------------------------------------------------------------------
 
     async def queued_jobs(self) -> list[QueuedJobRow]:
-        """Every queued job, highest priority first, then by experiment and index: the queue at start-up."""
+        """Every queued job, highest priority first, then by experiment and run order: the queue at start-up."""
         async with self._read() as db:
             rows = await self._all(
                 db,
                 "SELECT j.id, j.experiment_id, j.idx, e.priority, j.params "
                 "FROM jobs j JOIN experiments e ON e.id = j.experiment_id "
-                "WHERE j.status = 'queued' ORDER BY e.priority DESC, j.experiment_id, j.idx",
+                "WHERE j.status = 'queued' ORDER BY e.priority DESC, j.experiment_id, j.run_order",
             )
         return [
             QueuedJobRow(job_id=r[0], experiment_id=r[1], idx=r[2], priority=r[3], params=_loads(r[4])) for r in rows
@@ -493,6 +499,18 @@ class Store:
             await cursor.close()
             await self._touch_experiments(db, _ids([job_id]), now)
         return image_id
+
+    async def recent_timings(self, limit: int) -> list[tuple[str, int, int, int, float]]:
+        """(model, steps, width, height, wall_time_s) of the latest images: the planner's duration estimates."""
+        async with self._read() as db:
+            rows = await self._all(
+                db,
+                "SELECT json_extract(params, '$.model'), json_extract(params, '$.steps'), "
+                "json_extract(params, '$.width'), json_extract(params, '$.height'), wall_time_s "
+                "FROM images WHERE wall_time_s > 0 ORDER BY id DESC LIMIT ?",
+                (int(limit),),
+            )
+        return [(str(r[0]), int(r[1]), int(r[2]), int(r[3]), float(r[4])) for r in rows]
 
     async def get_image(self, image_id: int) -> ImageRow | None:
         async with self._read() as db:

@@ -61,6 +61,15 @@ async def image_file(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def render_file(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    # Names are hex digests made by ResultsService; the route admits nothing else.
+    path = services.results.render_path(request.match_info["name"])
+    if not path.is_file():
+        raise web.HTTPNotFound(text="no such grid or plot")
+    return web.FileResponse(path, headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=3600"})
+
+
 async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     checks = {
@@ -94,4 +103,5 @@ def build_app(services: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/rpc", rpc_socket)
     app.router.add_get(r"/images/{image_id:\d{1,18}}.png", image_file)
+    app.router.add_get(r"/grids/{name:[0-9a-f]{32}}.png", render_file)
     return app

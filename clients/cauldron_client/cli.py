@@ -1,7 +1,8 @@
 """``cauldronctl``: drive a cauldrond from any machine.
 
-Expected failures (the daemon's error replies, an unreachable daemon, a missing token) print one line,
-``error: ...``, on stderr and exit non-zero: 2 for invalid_params/not_found, 1 otherwise. Tracebacks are kept
+Expected failures (the daemon's error replies, an unreachable daemon, a missing token, a malformed experiment
+file) print one line, ``error: ...``, on stderr and exit non-zero: 2 for invalid_params/not_found and bad files,
+1 otherwise. Tracebacks are kept
 for real bugs.
 """
 
@@ -12,9 +13,10 @@ from typing import Any
 import click
 
 from cauldron_client import __version__
-from cauldron_client.commands import experiments, generate, images, info, queue, watch
+from cauldron_client.commands import analysis, experiments, generate, images, info, queue, run_file, watch
 from cauldron_client.commands._common import Options
 from cauldron_client.errors import CauldronError, RpcError
+from cauldron_client.experiment_file import ExperimentFileError
 
 USAGE_CODES = frozenset({"invalid_params", "not_found"})
 
@@ -24,6 +26,8 @@ def error_line(exc: CauldronError) -> tuple[str, int]:
     if isinstance(exc, RpcError):
         message = " ".join(exc.message.split()) or "(no message)"
         return f"error: {exc.code}: {message}", 2 if exc.code in USAGE_CODES else 1
+    if isinstance(exc, ExperimentFileError):  # the user's file is wrong, like a bad option: a usage error
+        return f"error: {' '.join(str(exc).split())}", 2
     return f"error: {' '.join(str(exc).split())}", 1
 
 
@@ -55,10 +59,18 @@ cli.add_command(info.models)
 cli.add_command(info.samplers)
 cli.add_command(generate.generate)
 cli.add_command(generate.sweep)
+cli.add_command(experiments.convergence)
+cli.add_command(experiments.cfg)
+cli.add_command(run_file.run_file)
 cli.add_command(experiments.experiments)
+cli.add_command(analysis.grid)
+cli.add_command(analysis.export)
+cli.add_command(analysis.analyze)
 cli.add_command(queue.queue)
 cli.add_command(watch.watch)
 cli.add_command(images.images)
+# rerun lives with the other commands that queue work; it is reached as `images rerun`
+images.images.add_command(generate.rerun)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import inspect
 import ipaddress
 import itertools
 import logging
+import re
 import socket
 import ssl as ssl_module
 import weakref
@@ -33,6 +34,9 @@ MAX_REQUEST_BYTES = 1 * MiB
 # Responses may be larger than requests (a long experiments.get jobs list).
 MAX_RESPONSE_BYTES = 16 * MiB
 _MSGID_MODULUS = 1 << 32
+# The daemon's HTTP routes for files (docs/rpc.md); nothing else is ever fetched with the token.
+_FETCHABLE = re.compile(r"/images/[0-9]+\.png|/grids/[0-9A-Za-z_-]+\.png", re.ASCII)
+_IMAGE_PATH = re.compile(r"/images/([0-9]+)\.png", re.ASCII)
 
 # websockets >= 15 routes through $HTTP(S)_PROXY by default; 13/14 have no ``proxy`` argument at all.
 _CONNECT_TAKES_PROXY = "proxy" in inspect.signature(connect.__init__).parameters
@@ -196,12 +200,22 @@ class Client:
         """The PNG bytes of image ``image_id`` (GET /images/<id>.png). Needs no open WebSocket."""
         if isinstance(image_id, bool) or not isinstance(image_id, int) or image_id < 0:
             raise ValueError(f"image ids are non-negative integers, got {image_id!r}")
-        return await asyncio.to_thread(self._fetch_blocking, image_id)
+        return await self.fetch_path(f"/images/{image_id}.png")
 
-    def _fetch_blocking(self, image_id: int) -> bytes:
+    async def fetch_path(self, url_path: str) -> bytes:
+        """The bytes the daemon serves at ``url_path``: a ``url`` from its results, such as an image's
+        ``/images/<id>.png`` or a grid's ``/grids/<name>.png``. Needs no open WebSocket.
+
+        Only those two routes are fetched: the path comes from a daemon reply, and sending the token to
+        anything else it names (another host, another route) is refused.
+        """
+        if not isinstance(url_path, str) or _FETCHABLE.fullmatch(url_path) is None:
+            raise ValueError(f"refusing to fetch {url_path!r}: only /images/<id>.png and /grids/<name>.png")
+        return await asyncio.to_thread(self._fetch_blocking, url_path)
+
+    def _fetch_blocking(self, path: str) -> bytes:
         parts = urlsplit(self.http_url)
         host = parts.hostname or ""
-        path = f"/images/{image_id}.png"
         timeout = self._http_timeout
         conn: http.client.HTTPConnection
         if parts.scheme == "https":
@@ -223,7 +237,11 @@ class Client:
         if response.status == 200:
             return body
         if response.status == 404:
-            raise RpcError("not_found", f"image {image_id} not found", {"image_id": image_id})
+            image = _IMAGE_PATH.fullmatch(path)
+            if image is not None:
+                image_id = int(image.group(1))
+                raise RpcError("not_found", f"image {image_id} not found", {"image_id": image_id})
+            raise RpcError("not_found", f"{path} not found on the daemon", {"path": path})
         if response.status in (401, 403):
             raise Unauthorized(f"cauldrond at {self.http_url} refused the token (HTTP {response.status})")
         status = response.status

@@ -160,15 +160,16 @@ def test_switching_sampler_does_not_reload(provider: DiffusersProvider) -> None:
 
 
 def test_batches_must_share_the_denoising_settings(provider: DiffusersProvider) -> None:
-    for change in ({"steps": 3}, {"width": 72}, {"sampler": "DDIM"}, {"cfg_scale": 3.0}, {"model": "other"}):
+    for change in ({"steps": 3}, {"width": 72}, {"sampler": "DDIM"}, {"clip_skip": 2}, {"model": "other"}):
         with pytest.raises(ValueError, match=f"share '{next(iter(change))}'"):
             _run(provider, FAST, FAST.model_copy(update=change))
     with pytest.raises(ValueError, match="share 'eta'"):
         ddim = FAST.model_copy(update={"sampler": "DDIM"})
         _run(provider, ddim, ddim.model_copy(update={"eta": 1.0}))
-    # Prompts, negatives and seeds may differ.
-    results = _run(provider, FAST, FAST.model_copy(update={"prompt": "b", "negative_prompt": "c", "seed": 1}))
-    assert len(results) == 2
+    # Prompts, negatives, seeds and CFG scales may differ; so may eta where the sampler ignores it.
+    other = {"prompt": "b", "negative_prompt": "c", "seed": 1, "cfg_scale": 3.0, "eta": 1.0}
+    results = _run(provider, FAST, FAST.model_copy(update=other))
+    assert [result.params.cfg_scale for result in results] == [FAST.cfg_scale, 3.0]
 
 
 def test_clip_skip_changes_the_image(provider: DiffusersProvider) -> None:

@@ -84,3 +84,25 @@ def test_batches_join_only_adjacent_jobs_with_the_same_key() -> None:
     assert [j.job_id for j in queue.take_batch(8, batch_key)] == [3]
     assert [j.job_id for j in queue.take_batch(8, batch_key)] == [4]
     assert len(queue) == 0
+
+
+def test_the_loaded_model_is_preferred_within_a_priority_but_not_forever() -> None:
+    queue = JobQueue()
+    for i in range(20):
+        queue.add(job(i, 1, i, model="a"), priority=0)
+    for i in range(20):
+        queue.add(job(100 + i, 2, i, model="b"), priority=0)
+    taken = []
+    while batch := queue.take_batch(1, prefer_model="b"):
+        taken.append(batch[0].job_id)
+    # Experiment 1 (model a) had the first turn but yields to the loaded model b ... a bounded number of times.
+    first_a = next(i for i, job_id in enumerate(taken) if job_id < 100)
+    assert first_a == 8
+    assert sorted(taken) == sorted([*range(20), *range(100, 120)])
+
+
+def test_model_preference_never_crosses_priorities() -> None:
+    queue = JobQueue()
+    queue.add(job(1, 1, 0, model="a"), priority=5)
+    queue.add(job(2, 2, 0, model="b"), priority=0)
+    assert [j.job_id for j in queue.take_batch(1, prefer_model="b")] == [1]

@@ -25,6 +25,7 @@ EXPECTED_COLUMNS = {
         "created_at",
         "started_at",
         "finished_at",
+        "run_order",
     ],
     "images": [
         "id",

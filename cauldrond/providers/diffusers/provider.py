@@ -28,14 +28,15 @@ from cauldrond.providers.base import (
     SamplerInfo,
     StopCheck,
 )
-from cauldrond.providers.diffusers import devices, loading, samplers
+from cauldrond.providers.diffusers import denoise, devices, embeddings, loading, oom, samplers
 
 log = logging.getLogger(__name__)
 
 # Below this much memory a Mac computes attention in slices: slower, but a 1024px SDXL image still fits.
 MPS_SLICING_BELOW_BYTES = 32 * 1024**3
-# Params of one batch must agree on these: they shape the single denoising loop the batch runs as.
-SHARED_FIELDS = ("model", "sampler", "schedule", "steps", "width", "height", "clip_skip", "cfg_scale")
+# Params of one batch must agree on these: they shape the single denoising loop the batch runs as. Prompts,
+# negative prompts, seeds and CFG scales may differ; eta must agree only where the sampler uses it.
+SHARED_FIELDS = ("model", "sampler", "schedule", "steps", "width", "height", "clip_skip")
 
 
 @dataclass
@@ -45,6 +46,19 @@ class _LoadedModel:
     sha256: str
     short_hash: str
     scheduler_config: dict[str, Any]  # as shipped with the model; every sampler is built from this
+
+
+@dataclass(frozen=True)
+class _BatchRun:
+    """What every sub-batch of one ``generate`` call shares."""
+
+    loaded: _LoadedModel
+    sampler: str
+    schedule: str
+    own_loop: bool  # denoise.run with per-image CFG, else the pipeline's __call__ per CFG value
+    progress: oom.SplitProgress
+    should_stop: StopCheck
+    info: dict[str, Any]
 
 
 class DiffusersProvider:
@@ -63,6 +77,12 @@ class DiffusersProvider:
         self.load_count = 0
         self._loaded: _LoadedModel | None = None
         self._lock = threading.RLock()
+        self.prompt_cache = embeddings.PromptEmbeddingCache()
+        # The largest batch that fit after an out-of-memory split (size None until one happens); later batches
+        # are split to it up front.
+        self.batch_limit = oom.BatchLimit()
+        # Our denoising loop (per-image CFG) where it reproduces the pipeline; False forces __call__ everywhere.
+        self.use_own_loop = True
 
     # --- listing ------------------------------------------------------------------------------------------
 
@@ -93,6 +113,12 @@ class DiffusersProvider:
             dtype=_dtype_name(self.dtype or devices.choose_dtype(device)),
             loaded_model=self._loaded.name if self._loaded else None,
             load_count=self.load_count,
+            batch_limit=self.batch_limit.size,
+            prompt_cache={
+                "entries": len(self.prompt_cache),
+                "hits": self.prompt_cache.hits,
+                "misses": self.prompt_cache.misses,
+            },
         )
         return info
 
@@ -111,6 +137,10 @@ class DiffusersProvider:
             log.info(
                 "diffusers provider on %s (%s, %d torch threads)", device, _dtype_name(dtype), torch.get_num_threads()
             )
+            if changed:
+                # Embeddings live on the old device in the old dtype; what fit in memory there says nothing here.
+                self.prompt_cache.clear()
+                self.batch_limit.reset()
             if changed and self._loaded is not None:
                 self._prepare_pipeline(self._loaded.pipeline)
 
@@ -161,6 +191,9 @@ class DiffusersProvider:
         if self._loaded is None:
             return
         self._loaded = None
+        self.prompt_cache.clear()
+        # Another model needs other memory; a limit learned on this one would be a guess there.
+        self.batch_limit.reset()
         gc.collect()
         if self.device == "cuda" and devices.cuda_available():
             torch.cuda.empty_cache()
@@ -189,28 +222,84 @@ class DiffusersProvider:
                 self.optimize_for_hardware()
             assert self.device is not None and self.dtype is not None
             loaded = self._ensure_model(first.model)
-            pipeline = loaded.pipeline
-            scheduler = samplers.build_scheduler(loaded.scheduler_config, sampler, schedule)
-            uses_eta = _step_accepts(scheduler, "eta")
+            probe = samplers.build_scheduler(loaded.scheduler_config, sampler, schedule)
+            uses_eta = _step_accepts(probe, "eta")
             if uses_eta:
                 _check_shared(batch, ("eta",))
-            seeds = [params.seed for params in batch]
-            if hasattr(scheduler, "noise_sampler_seed"):
-                # One Brownian tree per image, so an SDE sampler's noise also follows the image's own seed.
-                scheduler.noise_sampler_seed = seeds
-            _step_in_float32(scheduler)
-            pipeline.scheduler = scheduler
+            run = _BatchRun(
+                loaded=loaded,
+                sampler=sampler,
+                schedule=schedule,
+                own_loop=self.use_own_loop and denoise.supports(loaded.pipeline),
+                progress=oom.SplitProgress(progress, len(batch)),
+                should_stop=should_stop,
+                info=self._image_info(loaded, sampler, schedule, probe, uses_eta=uses_eta, eta=first.eta),
+            )
+            # Our loop applies CFG per image. __call__ takes one guidance scale, so a pipeline our loop does not
+            # reproduce (SDXL, subclasses) runs one call per CFG value: still correct, only less batched.
+            groups = [list(range(len(batch)))] if run.own_loop else _indices_by_cfg(batch)
+            results: list[GeneratedImage | None] = [None] * len(batch)
+            for indices in groups:
+                images = oom.run_adaptive(
+                    [batch[index] for index in indices],
+                    functools.partial(self._run_chunk, run),
+                    self.batch_limit,
+                    pixels=first.width * first.height,
+                )
+                for index, image in zip(indices, images, strict=True):
+                    results[index] = image
+        assert all(result is not None for result in results)
+        return [result for result in results if result is not None]
 
-            generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-            latents = self._initial_latents(pipeline, first, generators)
-            tracker = devices.PeakMemoryTracker(self.device)
-            tracker.reset()
-            on_step_end = _step_callback(progress, should_stop, tracker)
-            started = time.perf_counter()
-            try:
-                result = pipeline(
-                    prompt=[params.prompt for params in batch],
-                    negative_prompt=[params.negative_prompt for params in batch],
+    def _run_chunk(self, run: _BatchRun, chunk: Sequence[GenerationParams]) -> list[GeneratedImage]:
+        """One denoising call over ``chunk``, with a fresh scheduler: a retried chunk starts from scratch."""
+        assert self.device is not None and self.dtype is not None
+        first = chunk[0]
+        pipeline = run.loaded.pipeline
+        scheduler = samplers.build_scheduler(run.loaded.scheduler_config, run.sampler, run.schedule)
+        seeds = [params.seed for params in chunk]
+        if hasattr(scheduler, "noise_sampler_seed"):
+            # One Brownian tree per image, so an SDE sampler's noise also follows the image's own seed.
+            scheduler.noise_sampler_seed = seeds
+        _step_in_float32(scheduler)
+        pipeline.scheduler = scheduler
+
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        latents = self._initial_latents(pipeline, first, generators)
+        tracker = devices.PeakMemoryTracker(self.device)
+        tracker.reset()
+        report = run.progress.chunk(len(chunk))
+
+        def step_done(step: int, total: int) -> None:
+            tracker.sample()
+            report(step, total)
+
+        # A1111 counts the last layer as 1; diffusers counts the layers skipped.
+        clip_skip = first.clip_skip - 1 or None
+        started = time.perf_counter()
+        try:
+            if run.own_loop:
+                prompt_embeds, negative_embeds = self.prompt_cache.encode(
+                    pipeline,
+                    f"{run.loaded.sha256}:{self.device}:{_dtype_name(self.dtype)}",
+                    [params.prompt for params in chunk],
+                    [params.negative_prompt for params in chunk],
+                    clip_skip,
+                )
+                request = denoise.DenoiseRequest(
+                    prompt_embeds=prompt_embeds,
+                    negative_prompt_embeds=negative_embeds,
+                    guidance_scales=[params.cfg_scale for params in chunk],
+                    latents=latents,
+                    generators=generators,
+                    num_inference_steps=first.steps,
+                    eta=first.eta,
+                )
+                images = denoise.run(pipeline, request, step_done, run.should_stop)
+            else:
+                images = pipeline(
+                    prompt=[params.prompt for params in chunk],
+                    negative_prompt=[params.negative_prompt for params in chunk],
                     num_inference_steps=first.steps,
                     guidance_scale=first.cfg_scale,
                     width=first.width,
@@ -218,24 +307,27 @@ class DiffusersProvider:
                     generator=generators,
                     latents=latents,
                     eta=first.eta,
-                    # A1111 counts the last layer as 1; diffusers counts the layers skipped.
-                    clip_skip=first.clip_skip - 1 or None,
-                    callback_on_step_end=on_step_end,
+                    clip_skip=clip_skip,
+                    callback_on_step_end=_step_callback(step_done, run.should_stop),
                     output_type="pil",
-                )
-            except (GenerationInterrupted, ProviderError):
-                raise
-            except ValueError as exc:
-                # e.g. LCM refusing more steps than it was distilled for: a user-fixable parameter problem.
-                raise ProviderError(f"{sampler} could not run these params: {exc}") from exc
-            elapsed = time.perf_counter() - started
-            peak = tracker.peak()
-            info = self._image_info(loaded, sampler, schedule, scheduler, uses_eta=uses_eta, eta=first.eta)
-
-        per_image = elapsed / len(batch)
+                ).images
+        except (GenerationInterrupted, ProviderError):
+            raise
+        except ValueError as exc:
+            # e.g. LCM refusing more steps than it was distilled for: a user-fixable parameter problem.
+            raise ProviderError(f"{run.sampler} could not run these params: {exc}") from exc
+        per_image = (time.perf_counter() - started) / len(chunk)
+        run.progress.finished(len(chunk))
+        peak = tracker.peak()
         return [
-            GeneratedImage(image=image, params=params, wall_time_s=per_image, peak_memory_bytes=peak, info=dict(info))
-            for image, params in zip(result.images, batch, strict=True)
+            GeneratedImage(
+                image=image,
+                params=params,
+                wall_time_s=per_image,
+                peak_memory_bytes=peak,
+                info={**run.info, "batch_size": len(chunk)},
+            )
+            for image, params in zip(images, chunk, strict=True)
         ]
 
     def _initial_latents(
@@ -282,11 +374,18 @@ def _check_shared(batch: Sequence[GenerationParams], fields: Sequence[str]) -> N
             raise ValueError(f"all params in one batch must share {field_name!r}; got {sorted(values, key=str)}")
 
 
+def _indices_by_cfg(batch: Sequence[GenerationParams]) -> list[list[int]]:
+    """Positions in ``batch`` grouped by CFG scale, groups in order of first appearance."""
+    groups: dict[float, list[int]] = {}
+    for index, params in enumerate(batch):
+        groups.setdefault(params.cfg_scale, []).append(index)
+    return list(groups.values())
+
+
 def _step_callback(
-    progress: ProgressCallback, should_stop: StopCheck, tracker: devices.PeakMemoryTracker
+    progress: ProgressCallback, should_stop: StopCheck
 ) -> Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]:
     def on_step_end(pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
-        tracker.sample()
         # Second-order samplers run more loop iterations than steps; num_timesteps is the real total.
         progress(step + 1, int(pipeline.num_timesteps))
         if should_stop():

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cauldrond.experiments.cells import SpecError
+from cauldrond.experiments.kinds import cfg_spec, convergence_spec
 from cauldrond.params import GenerationParams
 from cauldrond.rpc.context import RpcContext
 from cauldrond.rpc.methods.shapes import experiment_shape
@@ -26,10 +27,45 @@ class CreateParams(BaseModel):
     name: str = Field(default="", max_length=200)
     kind: str = Field(default="sweep", max_length=40)
     base: dict[str, Any] = Field(default_factory=dict, description="Generation params shared by every cell")
-    axes: dict[str, list[Any]] | None = Field(
-        default=None, description="field -> values; the cells are their cartesian product over base"
+    axes: dict[str, AxisValues] | None = Field(
+        default=None,
+        description="axis -> a list of values or an A1111 value string ('10-30 [3]', 'a, \"b, c\"'); "
+        "the cells are their cartesian product over base, first axis outermost",
     )
     cells: list[dict[str, Any]] | None = Field(default=None, description="Partial params merged over base")
+    priority: int = Priority
+
+
+AxisValues = list[Any] | str
+
+
+class PlanParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", max_length=200)
+    kind: str = Field(default="sweep", max_length=40)
+    base: dict[str, Any] = Field(default_factory=dict)
+    axes: dict[str, AxisValues] | None = None
+    cells: list[dict[str, Any]] | None = None
+    priority: int = Priority
+
+
+class ConvergenceParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", max_length=200)
+    base: dict[str, Any] = Field(default_factory=dict, description="Params shared by every cell")
+    prompts: list[str] = Field(min_length=1, max_length=100)
+    models: AxisValues = Field(description="Model names, a list or CSV string")
+    samplers: AxisValues = Field(description="Sampler names, a list or CSV string")
+    steps: AxisValues = Field(description="Step counts: a list or a range such as '10-40 [4]'")
+    seeds: AxisValues = Field(default_factory=lambda: [-1], description="Seeds: a list or range; -1 is random")
+    priority: int = Priority
+
+
+class CfgParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_id: int = Field(ge=1)
+    cfg: AxisValues = Field(description="CFG scales: a list or a range such as '3-12 [4]'")
+    name: str = Field(default="", max_length=200)
     priority: int = Priority
 
 
@@ -89,6 +125,56 @@ async def create(ctx: RpcContext, params: CreateParams) -> dict[str, Any]:
     return {"experiment": experiment_shape(experiment)}
 
 
+async def plan(ctx: RpcContext, params: PlanParams) -> dict[str, Any]:
+    """Dry run of experiments.create: cell count, axes as resolved values, model loads and batches the planner will
+    use, and an estimated duration from this machine's recorded timings. Nothing is stored."""
+    try:
+        return await ctx.services.experiments.plan(
+            params.base, params.axes, params.cells, ctx.services.settings.max_batch_size
+        )
+    except SpecError as exc:
+        raise _spec_error(exc) from exc
+
+
+async def convergence(ctx: RpcContext, params: ConvergenceParams) -> dict[str, Any]:
+    """A convergence experiment: prompts × models × samplers × seeds × steps, to find where each sampler
+    settles (see experiments.analyze)."""
+    try:
+        base, axes = convergence_spec(
+            base=params.base,
+            prompts=params.prompts,
+            models=params.models,
+            samplers=params.samplers,
+            steps=params.steps,
+            seeds=params.seeds,
+        )
+        experiment, _ = await ctx.services.experiments.create(
+            name=params.name or "convergence", kind="convergence", base=base, axes=axes, priority=params.priority
+        )
+    except SpecError as exc:
+        raise _spec_error(exc) from exc
+    return {"experiment": experiment_shape(experiment)}
+
+
+async def cfg(ctx: RpcContext, params: CfgParams) -> dict[str, Any]:
+    """A CFG sweep from an existing image: the same params and seed, one image per CFG scale."""
+    image = await ctx.services.store.get_image(params.image_id)
+    if image is None:
+        raise RpcError("not_found", f"no image {params.image_id}")
+    try:
+        base, axes = cfg_spec(image_params=image.params, cfg=params.cfg)
+        experiment, _ = await ctx.services.experiments.create(
+            name=params.name or f"cfg sweep of image {image.id}",
+            kind="cfg",
+            base=base,
+            axes=axes,
+            priority=params.priority,
+        )
+    except SpecError as exc:
+        raise _spec_error(exc) from exc
+    return {"experiment": experiment_shape(experiment)}
+
+
 async def list_experiments(ctx: RpcContext, params: ListParams) -> dict[str, Any]:
     """Experiments, newest first, with their job counts."""
     rows = await ctx.services.store.list_experiments(params.limit, params.offset)
@@ -124,6 +210,9 @@ async def set_priority(ctx: RpcContext, params: PriorityParams) -> dict[str, Any
 def register(registry: MethodRegistry) -> None:
     registry.register("generate", GenerateParams, generate)
     registry.register("experiments.create", CreateParams, create)
+    registry.register("experiments.plan", PlanParams, plan)
+    registry.register("experiments.convergence", ConvergenceParams, convergence)
+    registry.register("experiments.cfg", CfgParams, cfg)
     registry.register("experiments.list", ListParams, list_experiments)
     registry.register("experiments.get", GetParams, get)
     registry.register("experiments.cancel", ExperimentId, cancel)

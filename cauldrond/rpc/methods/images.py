@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cauldrond.rpc.context import RpcContext
-from cauldrond.rpc.methods.shapes import image_shape
+from cauldrond.rpc.methods.shapes import experiment_shape, image_shape
 from cauldrond.rpc.protocol import RpcError
 from cauldrond.rpc.registry import MethodRegistry
 
@@ -40,6 +40,22 @@ async def get(ctx: RpcContext, params: GetParams) -> dict[str, Any]:
     return {"image": image_shape(ctx.services, row)}
 
 
+class RerunParams(GetParams):
+    priority: int = Field(default=0, ge=-1000, le=1000)
+
+
+async def rerun(ctx: RpcContext, params: RerunParams) -> dict[str, Any]:
+    """Queue an exact repeat of an image: the same params and seed. On CPU the repeat is pixel-identical."""
+    row = await ctx.services.store.get_image(params.image_id)
+    if row is None:
+        raise RpcError("not_found", f"no image {params.image_id}")
+    experiment, job_ids = await ctx.services.experiments.create(
+        name=f"rerun of image {row.id}", kind="rerun", base=row.params, priority=params.priority
+    )
+    return {"experiment": experiment_shape(experiment), "job_ids": job_ids}
+
+
 def register(registry: MethodRegistry) -> None:
     registry.register("images.list", ListParams, list_images)
     registry.register("images.get", GetParams, get)
+    registry.register("images.rerun", RerunParams, rerun)

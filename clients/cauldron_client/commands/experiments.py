@@ -1,12 +1,18 @@
-"""``cauldronctl experiments ...``: list, show, cancel, priority."""
+"""``cauldronctl experiments ...`` (list, show, cancel, priority) and the experiment kinds with their own
+command: ``convergence`` and ``cfg``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from cauldron_client.commands._common import call, counts_line, emit_json, fmt_time, options, shorten, table
+from cauldron_client.commands.generate import FLOATS, INTS, Values, merge_values
+from cauldron_client.commands.params import Size, size_fields
+from cauldron_client.commands.run_file import format_values, resolved_axes, submit_experiment
+from cauldron_client.experiment_file import ExperimentSpec
 
 
 @click.group()
@@ -54,10 +60,8 @@ def show(experiment_id: int, jobs_limit: int) -> None:
     click.echo(f"kind {e.get('kind')}, status {e.get('status')}, priority {e.get('priority')}")
     click.echo(f"created {fmt_time(e.get('created_at'))}, updated {fmt_time(e.get('updated_at'))}")
     click.echo(counts_line(counts))
-    spec = e.get("spec")
-    if isinstance(spec, dict) and isinstance(spec.get("axes"), dict):
-        for field, values in spec["axes"].items():
-            click.echo(f"axis {field}: " + ", ".join(str(v) for v in values))
+    for field, values in resolved_axes(e.get("spec")):
+        click.echo(f"axis {field}: " + format_values(values, shown=50))
     jobs = result.get("jobs", [])
     rows = []
     for job in jobs:
@@ -99,3 +103,96 @@ def priority(experiment_id: int, priority: int) -> None:
         emit_json(result)
         return
     click.echo(f"experiment {experiment_id}: priority {result['experiment'].get('priority', priority)}")
+
+
+# -- convergence and cfg -------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--prompt", "prompts", multiple=True, required=True, help="Prompt; repeat for several.")
+@click.option("--model", "models", multiple=True, required=True, help="Model; repeat for several.")
+@click.option("--sampler", "samplers", multiple=True, required=True, help="Sampler; repeat for several.")
+@click.option(
+    "--steps", multiple=True, required=True, type=INTS, help='Step counts: 10,20,40 or a range ("10-40 [4]").'
+)
+@click.option("--seed", "seeds", multiple=True, type=INTS, help='Seeds: 1,2 or a range ("1-4") [default: -1, random].')
+@click.option("--negative", "negative_prompt", help="Negative prompt (every cell).")
+@click.option("--schedule", help="Automatic, Karras or Exponential (every cell).")
+@click.option("--cfg", "cfg_scale", type=float, help="CFG scale (every cell).")
+@click.option("--width", type=int)
+@click.option("--height", type=int)
+@click.option("--size", type=Size(), help="WIDTHxHEIGHT, e.g. 512x768.")
+@click.option("--name", help="Experiment name.")
+@click.option("--priority", type=int, help="Higher runs sooner (default 0).")
+@click.option("--dry-run", is_flag=True, help="Show the plan (cells, axes, model loads, batches, time); queue nothing.")
+@click.option("--watch/--no-watch", default=False, help="Show progress until done, then list the images.")
+def convergence(
+    prompts: tuple[str, ...],
+    models: tuple[str, ...],
+    samplers: tuple[str, ...],
+    steps: tuple[Values, ...],
+    seeds: tuple[Values, ...],
+    size: tuple[int, int] | None,
+    width: int | None,
+    height: int | None,
+    name: str | None,
+    priority: int | None,
+    dry_run: bool,
+    watch: bool,
+    **base: Any,
+) -> None:
+    """Queue a convergence experiment: prompts x models x samplers x seeds x steps.
+
+    Each series varies only in steps; `cauldronctl analyze` then says at how many steps each sampler converges.
+    """
+    width, height = size_fields(size, width, height)
+    spec = convergence_experiment(
+        prompts=prompts, models=models, samplers=samplers, steps=steps, seeds=seeds,
+        base={**base, "width": width, "height": height}, name=name, priority=priority,
+    )  # fmt: skip
+    submit_experiment(spec, dry_run=dry_run, watch=watch)
+
+
+def convergence_experiment(
+    *,
+    prompts: Sequence[str],
+    models: Sequence[str],
+    samplers: Sequence[str],
+    steps: Sequence[Values],
+    seeds: Sequence[Values] = (),
+    base: dict[str, Any] | None = None,
+    name: str | None = None,
+    priority: int | None = None,
+) -> ExperimentSpec:
+    """The convergence command's options as an experiment; empty options are left to the daemon's defaults."""
+    params: dict[str, Any] = {
+        "base": {key: value for key, value in (base or {}).items() if value is not None},
+        "prompts": list(prompts),
+        "models": list(models),
+        "samplers": list(samplers),
+        "steps": merge_values(steps),
+        "seeds": merge_values(seeds),
+    }
+    params = {key: value for key, value in params.items() if value or key == "base"}
+    return ExperimentSpec(kind="convergence", name=name, priority=priority, params=params)
+
+
+@click.command()
+@click.argument("image_id", type=int)
+@click.option("--cfg", multiple=True, required=True, type=FLOATS, help='CFG scales: 3,7,11 or a range ("3-12 [4]").')
+@click.option("--name", help="Experiment name.")
+@click.option("--priority", type=int, help="Higher runs sooner (default 0).")
+@click.option("--dry-run", is_flag=True, help="Show the plan (cells, axes, model loads, batches, time); queue nothing.")
+@click.option("--watch/--no-watch", default=False, help="Show progress until done, then list the images.")
+def cfg(
+    image_id: int, cfg: tuple[Values, ...], name: str | None, priority: int | None, dry_run: bool, watch: bool
+) -> None:
+    """Queue a CFG experiment from image IMAGE_ID: its exact params and seed, over the given CFG scales."""
+    submit_experiment(cfg_experiment(image_id, cfg, name=name, priority=priority), dry_run=dry_run, watch=watch)
+
+
+def cfg_experiment(
+    image_id: int, cfg: Sequence[Values], *, name: str | None = None, priority: int | None = None
+) -> ExperimentSpec:
+    params = {"image_id": image_id, "cfg": merge_values(cfg)}
+    return ExperimentSpec(kind="cfg", name=name, priority=priority, params=params)

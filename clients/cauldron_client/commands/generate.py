@@ -1,24 +1,26 @@
-"""Creating work: ``generate`` (one image cell) and ``sweep`` (a cartesian experiment)."""
+"""Creating work: ``generate`` (one image cell), ``sweep`` (a cartesian experiment) and ``images rerun``."""
 
 from __future__ import annotations
 
-import sys
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import click
 
 from cauldron_client.client import Client
-from cauldron_client.commands._common import all_images, emit_json, exit_with, options, print_image_files, run
-from cauldron_client.commands.params import CsvList, Size, cell_count, flat, size_fields, sweep_spec
-from cauldron_client.progress import watch as watch_progress
+from cauldron_client.commands._common import emit_json, exit_with, options, print_image_files, run
+from cauldron_client.commands.params import AXIS_ORDER, Size, flat, size_fields, split_csv, sweep_spec
+from cauldron_client.commands.run_file import created_line, submit_experiment
+from cauldron_client.commands.run_file import watch_then_list as _watch_then_list
+from cauldron_client.experiment_file import ExperimentSpec
 
-_INTS = CsvList(int)
-_FLOATS = CsvList(float)
+# A1111 range syntax: "10-30", "10-30 [3]", "5-9 (+0.5)", "10-30:5". A minus sign after a comma or at the start
+# ("-1", "1,-1") is a negative number, not a range.
+_RANGE_SYNTAX = re.compile(r"[0-9.]\s*-\s*[-+]?[0-9.]|[\[(:]")
+_AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-
-async def _watch_then_list(client: Client, experiment_id: int) -> tuple[int, list[dict[str, Any]]]:
-    progress = await watch_progress(client, [experiment_id], stream=sys.stderr)
-    return progress.exit_code, await all_images(client, experiment_id)
+Values = list[Any] | str
 
 
 @click.command()
@@ -79,21 +81,119 @@ def _print_created(experiment: dict[str, Any], job_ids: list[int] | None = None)
     click.echo(line)
 
 
+# -- value options: comma lists, or A1111 value strings passed through for the daemon to parse ------------------
+
+
+def is_value_string(text: str) -> bool:
+    """True when ``text`` uses A1111 range syntax (``10-30 [3]``, ``5-9 (+0.5)``, ``10-30:5``)."""
+    return _RANGE_SYNTAX.search(text) is not None
+
+
+def option_values(text: str, convert: Callable[[str], Any]) -> Values:
+    """One occurrence of a number option: a comma list converted here, or a range string sent unchanged."""
+    if is_value_string(text):
+        return text.strip()
+    return split_csv(text, convert)
+
+
+def merge_values(occurrences: Iterable[Values]) -> Values:
+    """Repeated occurrences of one option. Lists concatenate; once any is a value string the daemon must
+    expand them, so all become one A1111 list string (``"10-30 [3], 40"``), which may mix ranges and values."""
+    items = list(occurrences)
+    if not any(isinstance(item, str) for item in items):
+        return flat(item for item in items if isinstance(item, list))
+    return ", ".join(item if isinstance(item, str) else ", ".join(str(v) for v in item) for item in items)
+
+
+def parse_axis_option(text: str) -> tuple[str, str]:
+    """``--axis NAME=VALUES`` -> ``(NAME, VALUES)``; VALUES stay a string for the daemon to parse."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or _AXIS_NAME.fullmatch(name) is None:
+        raise ValueError(f'expected NAME=VALUES such as prompt_sr="cat,dog", got {text!r}')
+    if not values.strip():
+        raise ValueError(f"no values for axis {name!r}")
+    return name, values.strip()
+
+
+def sweep_params(
+    values: Mapping[str, Values],
+    axis_options: Sequence[tuple[str, str]] = (),
+    fixed: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Values]]:
+    """``(base, axes)`` for a sweep. List values follow ``sweep_spec`` (one value: base; several: an axis);
+    value strings and ``--axis`` options are always axes. Axis order: AXIS_ORDER, then the others as given."""
+    strings = {name: value for name, value in values.items() if isinstance(value, str)}
+    for name, text in axis_options:
+        if name in values or name in strings:
+            raise ValueError(f"axis {name!r} is given twice")
+        strings[name] = text
+    lists = {name: value for name, value in values.items() if isinstance(value, list) and value}
+    base, list_axes = sweep_spec(lists, fixed)
+    clash = sorted(set(strings) & set(base))
+    if clash:
+        raise ValueError(f"{clash[0]!r} is both fixed and swept")
+    merged: dict[str, Values] = {**list_axes, **strings}
+    order = [name for name in AXIS_ORDER if name in merged] + [name for name in merged if name not in AXIS_ORDER]
+    return base, {name: merged[name] for name in order}
+
+
+class ValueList(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
+    """A comma list of numbers, or an A1111 value string (passed through); ``multiple=True`` collects them."""
+
+    def __init__(self, convert: Callable[[str], Any]) -> None:
+        self.convert_item = convert
+        self.name = "values"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Values:
+        if isinstance(value, list):
+            return value
+        try:
+            return option_values(str(value), self.convert_item)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class AxisOption(click.ParamType):  # type: ignore[type-arg]
+    name = "NAME=VALUES"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_axis_option(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+INTS = ValueList(int)
+FLOATS = ValueList(float)
+_VALUES_HELP = 'comma list (10,20,30) or A1111 range ("10-40 [4]", "10-30 (+5)", "10-30:5")'
+
+
 @click.command()
 @click.option("--prompt", "prompts", multiple=True, required=True, help="Prompt; repeat for a prompt axis.")
 @click.option("--negative", "negative_prompt", help="Negative prompt (the same for every cell).")
 @click.option("--model", "models", multiple=True, help="Model; repeat for a model axis.")
 @click.option("--sampler", "samplers", multiple=True, help="Sampler; repeat for a sampler axis.")
 @click.option("--schedule", "schedules", multiple=True, help="Schedule; repeat for a schedule axis.")
-@click.option("--steps", multiple=True, type=_INTS, help="Steps, comma-separated: 10,20,30.")
-@click.option("--cfg", multiple=True, type=_FLOATS, help="CFG scales, comma-separated: 5,7.5.")
-@click.option("--seed", multiple=True, type=_INTS, help="Seeds, comma-separated: 1,2,3.")
-@click.option("--width", multiple=True, type=_INTS, help="Widths, comma-separated.")
-@click.option("--height", multiple=True, type=_INTS, help="Heights, comma-separated.")
+@click.option("--steps", multiple=True, type=INTS, help=f"Steps: {_VALUES_HELP}.")
+@click.option("--cfg", multiple=True, type=FLOATS, help='CFG scales: comma list (5,7.5) or range ("3-12 [4]").')
+@click.option("--seed", multiple=True, type=INTS, help='Seeds: comma list (1,2,3) or range ("1-4").')
+@click.option("--width", multiple=True, type=INTS, help="Widths: comma list or range.")
+@click.option("--height", multiple=True, type=INTS, help="Heights: comma list or range.")
 @click.option("--size", type=Size(), help="WIDTHxHEIGHT for every cell.")
-@click.option("--clip-skip", multiple=True, type=_INTS, help="CLIP skip values, comma-separated.")
+@click.option("--clip-skip", multiple=True, type=INTS, help="CLIP skip values: comma list or range.")
+@click.option(
+    "--axis",
+    "axis_options",
+    multiple=True,
+    type=AxisOption(),
+    help='Any other axis as NAME=VALUES, e.g. prompt_sr="cat,dog,fox" or size="512x512,512x768"; repeatable.',
+)
 @click.option("--name", help="Experiment name.")
 @click.option("--priority", type=int, help="Higher runs sooner (default 0).")
+@click.option("--dry-run", is_flag=True, help="Show the plan (cells, axes, model loads, batches, time); queue nothing.")
 @click.option("--watch/--no-watch", default=False, help="Show progress until done, then list the images.")
 def sweep(
     prompts: tuple[str, ...],
@@ -101,53 +201,98 @@ def sweep(
     models: tuple[str, ...],
     samplers: tuple[str, ...],
     schedules: tuple[str, ...],
-    steps: tuple[list[int], ...],
-    cfg: tuple[list[float], ...],
-    seed: tuple[list[int], ...],
-    width: tuple[list[int], ...],
-    height: tuple[list[int], ...],
+    steps: tuple[Values, ...],
+    cfg: tuple[Values, ...],
+    seed: tuple[Values, ...],
+    width: tuple[Values, ...],
+    height: tuple[Values, ...],
     size: tuple[int, int] | None,
-    clip_skip: tuple[list[int], ...],
+    clip_skip: tuple[Values, ...],
+    axis_options: tuple[tuple[str, str], ...],
     name: str | None,
     priority: int | None,
+    dry_run: bool,
     watch: bool,
 ) -> None:
     """Queue an experiment over every combination of the given values.
 
     Each option given more than one value becomes an axis; text options (--prompt, --model, --sampler,
-    --schedule) take one value per occurrence, number options take comma lists and may repeat.
+    --schedule) take one value per occurrence, number options take comma lists or A1111 ranges and may repeat.
     """
-    widths, heights = flat(width), flat(height)
+    spec = sweep_experiment(
+        prompts=prompts, negative_prompt=negative_prompt, models=models, samplers=samplers, schedules=schedules,
+        steps=steps, cfg=cfg, seed=seed, width=width, height=height, size=size, clip_skip=clip_skip,
+        axis_options=axis_options, name=name, priority=priority,
+    )  # fmt: skip
+    submit_experiment(spec, dry_run=dry_run, watch=watch)
+
+
+def sweep_experiment(
+    *,
+    prompts: Sequence[str],
+    negative_prompt: str | None = None,
+    models: Sequence[str] = (),
+    samplers: Sequence[str] = (),
+    schedules: Sequence[str] = (),
+    steps: Sequence[Values] = (),
+    cfg: Sequence[Values] = (),
+    seed: Sequence[Values] = (),
+    width: Sequence[Values] = (),
+    height: Sequence[Values] = (),
+    size: tuple[int, int] | None = None,
+    clip_skip: Sequence[Values] = (),
+    axis_options: Sequence[tuple[str, str]] = (),
+    name: str | None = None,
+    priority: int | None = None,
+) -> ExperimentSpec:
+    """The sweep command's options as an experiment (pure: raises click.UsageError for contradictions)."""
+    widths, heights = merge_values(width), merge_values(height)
     if size is not None:
         w, h = size_fields(size, widths, heights)
         widths, heights = [w], [h]
-    values = {
+    sized = {"size", "width", "height"} & {n for n, _ in axis_options}
+    if sized and (size is not None or widths or heights):
+        raise click.UsageError(f"--axis {sorted(sized)[0]}=... and --size/--width/--height: use one")
+    values: dict[str, Values] = {
         "model": list(models),
         "prompt": list(prompts),
         "sampler": list(samplers),
         "schedule": list(schedules),
-        "steps": flat(steps),
-        "cfg_scale": flat(cfg),
-        "clip_skip": flat(clip_skip),
+        "steps": merge_values(steps),
+        "cfg_scale": merge_values(cfg),
+        "clip_skip": merge_values(clip_skip),
         "width": widths,
         "height": heights,
-        "seed": flat(seed),
+        "seed": merge_values(seed),
     }
-    base, axes = sweep_spec({k: v for k, v in values.items() if v}, {"negative_prompt": negative_prompt})
-    request: dict[str, Any] = {"base": base}
+    try:
+        base, axes = sweep_params(
+            {k: v for k, v in values.items() if v}, axis_options, {"negative_prompt": negative_prompt}
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    params: dict[str, Any] = {"base": base}
     if axes:
-        request["axes"] = axes
-    if name is not None:
-        request["name"] = name
+        params["axes"] = axes
+    return ExperimentSpec(kind="sweep", name=name, priority=priority, params=params)
+
+
+@click.command()
+@click.argument("image_id", type=int)
+@click.option("--priority", type=int, help="Higher runs sooner (default 0).")
+@click.option("--watch/--no-watch", default=False, help="Show progress until done, then print the image path.")
+def rerun(image_id: int, priority: int | None, watch: bool) -> None:
+    """Queue an exact repeat of image IMAGE_ID: same params, model and seed (pixel-identical on CPU)."""
+    params: dict[str, Any] = {"image_id": image_id}
     if priority is not None:
-        request["priority"] = priority
+        params["priority"] = priority
 
     async def body(client: Client) -> tuple[Any, int, list[dict[str, Any]]]:
-        result = await client.call("experiments.create", **request)
+        result = await client.call("images.rerun", **params)
         if not watch:
             return result, 0, []
         if not options().json:
-            _print_sweep(result["experiment"], axes)
+            click.echo(created_line(result["experiment"], None, result.get("job_ids")))
         code, images = await _watch_then_list(client, int(result["experiment"]["id"]))
         return result, code, images
 
@@ -157,11 +302,5 @@ def sweep(
     elif watch:
         print_image_files(images)
     else:
-        _print_sweep(result["experiment"], axes)
+        click.echo(created_line(result["experiment"], None, result.get("job_ids")))
     exit_with(code)
-
-
-def _print_sweep(experiment: dict[str, Any], axes: dict[str, list[Any]]) -> None:
-    total = (experiment.get("counts") or {}).get("total", cell_count(axes))
-    shape = " x ".join(f"{len(v)} {k}" for k, v in axes.items())
-    click.echo(f"experiment {experiment['id']}: {total} cell(s)" + (f" ({shape})" if shape else ""))
