@@ -36,7 +36,8 @@ pytest: install
 test: lint typecheck security pytest
 
 bench: install
-	$(BIN)/python bench/rpc_latency.py
+	for script in rpc_latency sweep_throughput overhead model_loads enqueue; do \
+		$(BIN)/python bench/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache .coverage

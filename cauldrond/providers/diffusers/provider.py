@@ -6,7 +6,6 @@ import functools
 import gc
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -130,10 +129,6 @@ class DiffusersProvider:
             dtype = devices.choose_dtype(device)
             changed = (device, dtype) != (self.device, self.dtype)
             self.device, self.dtype = device, dtype
-            if device == "cpu":
-                # Leave one core to the event loop so RPC stays responsive while torch computes; on 2 cores
-                # torch's default of 2 threads made every call wait behind the GEMMs.
-                torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
             log.info(
                 "diffusers provider on %s (%s, %d torch threads)", device, _dtype_name(dtype), torch.get_num_threads()
             )
