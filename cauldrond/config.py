@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,16 @@ class Settings:
     max_cells: int = 10_000
     max_attempts: int = 3
     log_level: str = "INFO"
+    plugins: str = ""  # comma-separated plugin names to load; empty loads every installed plugin
+    lan: bool = False  # serve on the LAN (HTTPS) as well as loopback
+    instance_name: str = ""  # mDNS instance name; empty means the hostname
+    tls_cert: Path | None = None  # the owner's own certificate; otherwise a local CA issues one
+    tls_key: Path | None = None
+    # [plugins.<name>] tables of the TOML file, handed to plugins as they are.
+    plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def plugin_config(self, name: str) -> Mapping[str, Any]:
+        return self.plugin_settings.get(name, {})
 
     @property
     def resolved_models_dir(self) -> Path:
@@ -69,6 +79,11 @@ _FIELD_TYPES: dict[str, type] = {
     "max_cells": int,
     "max_attempts": int,
     "log_level": str,
+    "plugins": str,
+    "lan": bool,
+    "instance_name": str,
+    "tls_cert": Path,
+    "tls_key": Path,
 }
 _DEVICES = ("auto", "cuda", "mps", "cpu")
 
@@ -118,7 +133,13 @@ def load_settings(
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-        section = table.get("cauldrond", table)
+        section = dict(table.get("cauldrond", table))
+        # [plugins.<name>] tables configure plugins; a plain `plugins = "a,b"` is the load restriction.
+        plugin_tables = table.get("plugins")
+        if isinstance(plugin_tables, dict):
+            if "cauldrond" not in table:
+                section.pop("plugins", None)
+            values["plugin_settings"] = {str(k): dict(v) for k, v in plugin_tables.items() if isinstance(v, dict)}
         for key, value in section.items():
             values[key] = _coerce(key, value, str(path))
 

@@ -1,14 +1,16 @@
-"""Hook specifications. Every hook is prefixed ``cauldron_`` and documented in docs/plugins.md."""
+"""Hook specifications. Every hook is prefixed ``cauldron_``, named with a verb, and documented in
+docs/plugins.md (a test fails when one is not). Collecting hooks take a ``register(...)`` callback."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
     from cauldrond.config import Settings
+    from cauldrond.plugins.interfaces import Exporter, Importer, RpcMethod
     from cauldrond.providers.base import Provider
 
 hookspec = pluggy.HookspecMarker("cauldron")
@@ -21,6 +23,31 @@ def cauldron_register_providers(register: Callable[[Provider], None], settings: 
 
     ``settings`` carries the models directory, device override and pickle policy a provider should honour.
     """
+
+
+@hookspec
+def cauldron_register_rpc_methods(register: Callable[[RpcMethod], None], settings: Settings) -> None:
+    """Register RPC methods by calling ``register(RpcMethod(...))``. Names are namespaced by plugin:
+    ``"<namespace>.<verb>"``, where the namespace is the plugin's name; a name outside it is refused."""
+
+
+@hookspec
+def cauldron_register_exporters(register: Callable[[Exporter], None], settings: Settings) -> None:
+    """Register export formats for images and experiments by calling ``register(Exporter(...))``."""
+
+
+@hookspec
+def cauldron_register_importers(register: Callable[[Importer], None], settings: Settings) -> None:
+    """Register importers that turn another tool's files into generation params: ``register(Importer(...))``."""
+
+
+@hookspec
+def cauldron_process_image(image: Mapping[str, Any], settings: Settings) -> Mapping[str, str] | None:
+    """Post-process one finished image and return annotations ``{key: value}`` to store for it (or None).
+
+    ``image`` is the ``images.get`` record (``file`` is the PNG's absolute path). Called after the image is
+    committed, off the GPU path, with a timeout and bounded concurrency; may be ``async def``. A failure or
+    timeout is recorded for this image and plugin and never delays a generation."""
 
 
 @hookspec

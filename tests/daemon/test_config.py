@@ -44,3 +44,13 @@ def test_bad_settings_name_the_setting(tmp_path: Path, text: str, message: str) 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(tmp_path / "absent.toml", environ={})
+
+
+def test_plugin_tables_reach_plugins_and_plain_plugins_restricts(tmp_path: Path) -> None:
+    config = tmp_path / "cauldron.toml"
+    config.write_text('[cauldrond]\nplugins = "diffusers"\n\n[plugins.llm-tags]\nurl = "http://127.0.0.1:11434"\n')
+    settings = load_settings(config, environ={})
+    assert settings.plugins == "diffusers"
+    assert settings.plugin_config("llm-tags") == {"url": "http://127.0.0.1:11434"}
+    assert settings.plugin_config("absent") == {}
+    assert load_settings(config, environ={"CAULDRON_PLUGINS": ""}).plugins == ""
