@@ -29,6 +29,10 @@ echo "== cauldrond is up on $CAULDRON_URL; queueing the sweep =="
   --sampler "Euler" --sampler "Euler a" --steps 4,8,12 --seed 1,2 \
   --width 128 --height 128 --watch
 
+echo "== a labelled comparison grid (samplers across, steps down) for each seed =="
+EXPERIMENT=$("$BIN/cauldronctl" --json experiments list | "$BIN/python" -c 'import json,sys; print(json.load(sys.stdin)["experiments"][0]["id"])')
+"$BIN/cauldronctl" grid "$EXPERIMENT" --x sampler --y steps --out "$CAULDRON_DATA_DIR/../grids"
+
 kill -TERM "$DAEMON"
 wait "$DAEMON"
 trap - EXIT
