@@ -10,11 +10,13 @@ TORCH_SPEC ?= torch==2.13.0
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml clients/pyproject.toml
+PLUGINS := plugins/cauldron-comfyui plugins/cauldron-llm-tags
+
+$(VENV)/.installed: pyproject.toml clients/pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev]" -e ./clients
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e ./clients $(addprefix -e ./,$(PLUGINS))
 	touch $@
 
 demo: install
@@ -25,10 +27,12 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy cauldrond clients/cauldron_client
+	$(BIN)/mypy cauldrond clients/cauldron_client plugins/cauldron-comfyui/cauldron_comfyui \
+		plugins/cauldron-llm-tags/cauldron_llm_tags
 
 security: install
-	$(BIN)/bandit -q -c pyproject.toml -r cauldrond clients/cauldron_client
+	$(BIN)/bandit -q -c pyproject.toml -r cauldrond clients/cauldron_client plugins/cauldron-comfyui/cauldron_comfyui \
+		plugins/cauldron-llm-tags/cauldron_llm_tags
 
 pytest: install
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered --cov-fail-under=80

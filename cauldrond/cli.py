@@ -32,6 +32,11 @@ def _settings(ctx: click.Context) -> Settings:
     help="Where models are found (default <data-dir>/models).",
 )
 @click.option("--device", type=click.Choice(["auto", "cuda", "mps", "cpu"]), help="Force a torch device.")
+@click.option(
+    "--lan/--no-lan",
+    default=None,
+    help="Also serve the LAN over HTTPS on port+1, advertise over mDNS and accept paired devices (docs/lan.md).",
+)
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.version_option(__version__, prog_name="cauldrond")
 @click.pass_context

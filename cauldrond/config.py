@@ -35,11 +35,16 @@ class Settings:
     max_cells: int = 10_000
     max_attempts: int = 3
     log_level: str = "INFO"
+    postprocess_concurrency: int = 2  # plugin post-processing calls running at once
+    postprocess_timeout_s: int = 60  # per call; a plugin may set process_timeout_s in [plugins.<name>]
     plugins: str = ""  # comma-separated plugin names to load; empty loads every installed plugin
     lan: bool = False  # serve on the LAN (HTTPS) as well as loopback
     instance_name: str = ""  # mDNS instance name; empty means the hostname
     tls_cert: Path | None = None  # the owner's own certificate; otherwise a local CA issues one
     tls_key: Path | None = None
+    # The LAN listener (HTTPS, only with lan on): every interface by default; tests bind 127.0.0.1.
+    lan_host: str = "0.0.0.0"  # nosec B104 - only with lan on, the owner's explicit opt-in
+    lan_port: int = -1  # -1: port + 1 (0 when port is 0, i.e. a free port)
     # [plugins.<name>] tables of the TOML file, handed to plugins as they are.
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -67,6 +72,16 @@ class Settings:
     def token_path(self) -> Path:
         return self.data_dir / "token"
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def resolved_lan_port(self) -> int:
+        if self.lan_port >= 0:
+            return self.lan_port
+        return self.port + 1 if self.port else 0
+
 
 _FIELD_TYPES: dict[str, type] = {
     "data_dir": Path,
@@ -80,10 +95,14 @@ _FIELD_TYPES: dict[str, type] = {
     "max_attempts": int,
     "log_level": str,
     "plugins": str,
+    "postprocess_concurrency": int,
+    "postprocess_timeout_s": int,
     "lan": bool,
     "instance_name": str,
     "tls_cert": Path,
     "tls_key": Path,
+    "lan_host": str,
+    "lan_port": int,
 }
 _DEVICES = ("auto", "cuda", "mps", "cpu")
 
@@ -160,6 +179,10 @@ def load_settings(
         raise ConfigError(f"setting 'device' must be one of {', '.join(_DEVICES)}, got {settings.device!r}")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"setting 'port' must be 0-65535, got {settings.port}")
+    if not -1 <= settings.lan_port <= 65535:
+        raise ConfigError(f"setting 'lan_port' must be 0-65535 (or -1 for port + 1), got {settings.lan_port}")
+    if settings.postprocess_concurrency < 1 or settings.postprocess_timeout_s < 1:
+        raise ConfigError("settings 'postprocess_concurrency' and 'postprocess_timeout_s' must be at least 1")
     if settings.max_batch_size < 1:
         raise ConfigError("setting 'max_batch_size' must be at least 1")
     return settings

@@ -12,23 +12,23 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from aiohttp import web
-
 from cauldrond.config import Settings
 from cauldrond.engine import Engine
 from cauldrond.events import EventBus
 from cauldrond.experiments.results import ResultsService
 from cauldrond.experiments.service import ExperimentService
-from cauldrond.plugins.manager import get_plugin_manager
-from cauldrond.providers.registry import ProviderRegistry
+from cauldrond.notify import notify
+from cauldrond.plugins.postprocess import PostProcessRunner
+from cauldrond.plugins.runtime import PluginSource, load_plugins
 from cauldrond.queue import JobQueue, QueuedJob
 from cauldrond.rpc.methods import register_builtin_methods
+from cauldrond.rpc.methods.plugins import register_plugin_methods
 from cauldrond.rpc.registry import MethodRegistry
 from cauldrond.services import Services
 from cauldrond.store import Store
 from cauldrond.store.recovery import recover
-from cauldrond.web.app import build_app
 from cauldrond.web.auth import ensure_token
+from cauldrond.web.frontend import WebFrontend
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,11 @@ log = logging.getLogger(__name__)
 class Daemon:
     settings: Settings
     services: Services | None = None
-    _runner: web.AppRunner | None = None
+    frontend: WebFrontend | None = None
     _stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     bound_port: int | None = None
+    # Plugin objects loaded after the installed entry points (tests register plugins this way).
+    extra_plugins: tuple[PluginSource, ...] = ()
 
     async def start(self) -> None:
         settings = self.settings
@@ -52,9 +54,19 @@ class Daemon:
         store = await Store.open(settings.database_path)
         try:
             report = await recover(store, settings.images_dir, settings.max_attempts)
-            # 2. plugins
-            plugins = get_plugin_manager()
-            providers = ProviderRegistry.from_plugins(plugins, settings)
+            # 2. plugins, one by one: a plugin that fails is skipped and listed as failed
+            methods = MethodRegistry()
+            register_builtin_methods(methods)
+            runtime = await load_plugins(settings, reserved_methods=methods.names(), extra_plugins=self.extra_plugins)
+            register_plugin_methods(methods, runtime)
+            providers = runtime.providers
+            postprocess = PostProcessRunner(
+                runtime,
+                store,
+                settings.images_dir,
+                concurrency=settings.postprocess_concurrency,
+                timeout_s=settings.postprocess_timeout_s,
+            )
             # 3. queue (rebuilt from SQLite) and engine
             queue = JobQueue()
             for row in await store.queued_jobs():
@@ -67,18 +79,18 @@ class Daemon:
                 providers=providers,
                 images_dir=settings.images_dir,
                 max_batch_size=settings.max_batch_size,
+                on_image=postprocess.submit,
             )
             await engine.start()
         except BaseException:
             await store.close()
             raise
-        methods = MethodRegistry()
-        register_builtin_methods(methods)
+        postprocess.start()
         self.services = Services(
             settings=settings,
             token=token,
             store=store,
-            plugins=plugins,
+            plugins=runtime.manager,
             providers=providers,
             queue=queue,
             events=events,
@@ -95,34 +107,31 @@ class Daemon:
             results=ResultsService(store, settings.images_dir, settings.renders_dir),
             recovery=report.to_dict(),
             started_at=time.monotonic(),
+            plugin_runtime=runtime,
+            postprocess=postprocess,
         )
-        plugins.hook.cauldron_startup(daemon=self)
+        await runtime.startup(self)
 
-        # 4. web
-        self._runner = web.AppRunner(build_app(self.services), handle_signals=False, shutdown_timeout=2.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.host, settings.port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.bound_port = sockets[0].getsockname()[1] if sockets else settings.port
-        log.info(
-            "cauldrond serving on http://%s:%s (data dir %s, %d job(s) queued)",
-            settings.host,
-            self.bound_port,
-            settings.data_dir,
-            len(queue),
-        )
+        # 4. web: loopback HTTP, and with --lan the HTTPS listener, mDNS and pairing (web/frontend.py)
+        self.frontend = WebFrontend(self.services)
+        await self.frontend.start()
+        self.bound_port = self.frontend.port
+        log.info("cauldrond ready (data dir %s, %d job(s) queued)", settings.data_dir, len(queue))
+        notify("READY=1")  # systemd Type=notify: `systemctl start` returns once we serve
 
     async def stop(self) -> None:
         services = self.services
         if services is None:
             return
         services.queue.pause()  # stop taking work first
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self.frontend is not None:
+            await self.frontend.stop()
+            self.frontend = None
         await services.engine.stop()
-        services.plugins.hook.cauldron_shutdown(daemon=self)
+        if services.postprocess is not None:
+            await services.postprocess.stop()
+        if services.plugin_runtime is not None:
+            await services.plugin_runtime.shutdown(self)
         await services.store.close()
         self.services = None
         log.info("cauldrond stopped")

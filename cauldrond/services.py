@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from cauldrond.events import EventBus
     from cauldrond.experiments.results import ResultsService
     from cauldrond.experiments.service import ExperimentService
+    from cauldrond.plugins.postprocess import PostProcessRunner
+    from cauldrond.plugins.runtime import PluginRuntime
     from cauldrond.providers.registry import ProviderRegistry
     from cauldrond.queue import JobQueue
     from cauldrond.rpc.registry import MethodRegistry
@@ -34,3 +36,6 @@ class Services:
     results: ResultsService
     recovery: dict[str, Any] = field(default_factory=dict)
     started_at: float = 0.0
+    # The loaded plugins (status, exporters, importers) and the post-processing runner.
+    plugin_runtime: PluginRuntime | None = None
+    postprocess: PostProcessRunner | None = None

@@ -12,7 +12,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,11 @@ class Engine:
         providers: ProviderRegistry,
         images_dir: Path,
         max_batch_size: int,
+        on_image: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
+        # Told each committed image id (post-processing); it must only queue work, never wait for it.
+        self._on_image = on_image
         self._queue = queue
         self._events = events
         self._providers = providers
@@ -170,6 +173,8 @@ class Engine:
             self._events.publish(
                 "job.done", job_id=item.job.job_id, experiment_id=item.job.experiment_id, image_id=image_id
             )
+            if self._on_image is not None:
+                self._on_image(image_id)
         self._running = []
         await self._announce_finished_experiments(batch)
 

@@ -28,7 +28,8 @@ def cauldron_register_providers(register: Callable[[Provider], None], settings: 
 @hookspec
 def cauldron_register_rpc_methods(register: Callable[[RpcMethod], None], settings: Settings) -> None:
     """Register RPC methods by calling ``register(RpcMethod(...))``. Names are namespaced by plugin:
-    ``"<namespace>.<verb>"``, where the namespace is the plugin's name; a name outside it is refused."""
+    ``"<namespace>.<verb>"``, where the namespace is the plugin's (entry point's) name with ``-`` written ``_``; a
+    name outside it, or one already taken, is refused and the plugin is skipped."""
 
 
 @hookspec

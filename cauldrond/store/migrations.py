@@ -136,6 +136,26 @@ async def _job_run_order(db: aiosqlite.Connection) -> None:
     )
 
 
+async def _plugin_runs(db: aiosqlite.Connection) -> None:
+    # The latest post-processing outcome per image and plugin; annotations hold what a successful run found.
+    await _run(
+        db,
+        """
+        CREATE TABLE plugin_runs (
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            plugin TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'timeout')),
+            error TEXT,
+            duration_s REAL NOT NULL,
+            finished_at TEXT NOT NULL,
+            PRIMARY KEY (image_id, plugin)
+        )
+        """,
+        # images.search walks annotations by image; the primary key already leads with image_id.
+        "CREATE INDEX plugin_runs_by_plugin_status ON plugin_runs (plugin, status)",
+    )
+
+
 # Append only. The name is the identity recorded in the database.
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_experiments_and_jobs", _experiments_and_jobs),
@@ -143,6 +163,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0003_tokens", _tokens),
     ("0004_query_indexes", _query_indexes),
     ("0005_job_run_order", _job_run_order),
+    ("0006_plugin_runs", _plugin_runs),
 )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import aiosqlite
 
 from cauldrond.store.migrations import apply_migrations
+from cauldrond.store.plugin_runs import PluginRunsMixin
 from cauldrond.store.rows import (
     JOB_STATUSES,
     AnnotationRow,
@@ -116,7 +117,9 @@ def _token(row: sqlite3.Row) -> TokenRow:
     return TokenRow(**{key: row[key] for key in row.keys()})  # noqa: SIM118 - sqlite3.Row is not a Mapping
 
 
-class Store:
+class Store(PluginRunsMixin):
+    """Plugin queries (post-processing runs, annotation search) come from ``PluginRunsMixin``."""
+
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db: aiosqlite.Connection | None = db
         self.path = path

@@ -1,48 +1,80 @@
-"""The aiohttp application: routes, the auth middleware, and the WebSocket entry to RPC."""
+"""The aiohttp application: routes, the guard-and-auth middleware, and the WebSocket entry to RPC."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from cauldrond.rpc.connection import RpcConnection
 from cauldrond.rpc.protocol import MAX_FRAME_BYTES
 from cauldrond.services import Services
-from cauldrond.web.auth import bearer_token, token_matches
+from cauldrond.web.access import ACCESS, Access
+from cauldrond.web.auth import Authenticator, Credential
+from cauldrond.web.guards import HostPolicy, same_origin
+from cauldrond.web.pairing import PairingRoutes
 
 log = logging.getLogger(__name__)
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
-# Routes anyone on the allowed interface may read: the app shell and the health check. Everything else needs
-# the token.
-OPEN_ROUTES = frozenset({"/", "/healthz", "/manifest.webmanifest"})
+CREDENTIAL: web.RequestKey[Credential] = web.RequestKey("credential", Credential)  # aiohttp >= 3.13
+# Routes anyone who reaches the daemon by one of its own names may read: the app shell, the health check and
+# the pairing page with its CA download. Everything else needs the local token or a device token.
+OPEN_ROUTES = frozenset({"/", "/healthz", "/manifest.webmanifest", "/pair", "/pair/ca.pem"})
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 PWA_DIR = Path(__file__).resolve().parents[2] / "pwa"
 FALLBACK_PAGE = "<!doctype html><title>Shadow Cauldron</title><p>cauldrond is running. Use cauldronctl.</p>"
 
 
+def _is_upgrade(request: web.Request) -> bool:
+    return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+
+
 @web.middleware
-async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    access = request.app[ACCESS]
+    if not access.hosts.allows(request.headers.get(hdrs.HOST)):
+        # DNS rebinding: a foreign name that resolves to us is not one of our names.
+        raise web.HTTPMisdirectedRequest(text="this daemon does not answer to that host name")
     if request.path not in OPEN_ROUTES:
-        services = request.app[SERVICES]
-        if not token_matches(bearer_token(request), services.token):
+        credential = await access.authenticator.authenticate(request)
+        if credential is None:
             raise web.HTTPUnauthorized(
-                text="missing or wrong token: send 'Authorization: Bearer <token>'",
+                text="missing or wrong token: send 'Authorization: Bearer <token>' or pair at /pair",
                 headers={"WWW-Authenticate": 'Bearer realm="cauldrond"'},
             )
+        if credential.via == "cookie":
+            _check_cookie_origin(request)
+        request[CREDENTIAL] = credential
     response: web.StreamResponse = await handler(request)
     return response
 
 
+def _check_cookie_origin(request: web.Request) -> None:
+    """A browser sends the cookie whatever page asked; only our own pages may use it to act or to connect."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    strict = _is_upgrade(request) or request.method not in SAFE_METHODS
+    if origin is None and not strict:
+        return  # a plain <img> GET sends no Origin; SameSite=Strict already kept other sites' requests out
+    if not same_origin(origin, request.scheme, request.host):
+        raise web.HTTPForbidden(text="a cookie is accepted only from the daemon's own origin")
+
+
 async def rpc_socket(request: web.Request) -> web.WebSocketResponse:
     services = request.app[SERVICES]
+    access = request.app[ACCESS]
+    credential = request[CREDENTIAL]
     # max_msg_size makes aiohttp close an oversized frame with 1009 before it is buffered whole.
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=30, compress=False)
     await ws.prepare(request)
     connection = RpcConnection(services, ws, peer=request.remote or "?")
-    await connection.serve()
+    access.connections.add(ws, connection, credential)
+    try:
+        await connection.serve()
+    finally:
+        access.connections.remove(ws, connection)
     return ws
 
 
@@ -95,13 +127,23 @@ async def manifest(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(file, headers={"Content-Type": "application/manifest+json"})
 
 
-def build_app(services: Services) -> web.Application:
-    app = web.Application(middlewares=[require_token], client_max_size=MAX_FRAME_BYTES)
+def default_access(services: Services) -> Access:
+    settings = services.settings
+    return Access(
+        authenticator=Authenticator(services.token, services.store),
+        hosts=HostPolicy([settings.host, settings.lan_host, settings.instance_name]),
+    )
+
+
+def build_app(services: Services, access: Access | None = None) -> web.Application:
+    app = web.Application(middlewares=[guard], client_max_size=MAX_FRAME_BYTES)
     app[SERVICES] = services
+    app[ACCESS] = access if access is not None else default_access(services)
     app.router.add_get("/", index)
     app.router.add_get("/manifest.webmanifest", manifest)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/rpc", rpc_socket)
     app.router.add_get(r"/images/{image_id:\d{1,18}}.png", image_file)
     app.router.add_get(r"/grids/{name:[0-9a-f]{32}}.png", render_file)
+    PairingRoutes(app[ACCESS], services.store).add_to(app.router)
     return app

@@ -1,15 +1,28 @@
-"""The local token: created once with mode 0600 in the data dir, compared in constant time."""
+"""Credentials: the local token (a 0600 file in the data dir) and per-device tokens (stored only as sha256
+hashes), how a request presents one (Bearer header or the pairing cookie), and the registry of open RPC
+connections by token so a revoke can close them at once."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
+
+if TYPE_CHECKING:
+    from cauldrond.store import Store
 
 TOKEN_BYTES = 32  # 256 bits
+COOKIE_NAME = "cauldron_device"
+# last_used_at is for the owner's eyes ("used 3 minutes ago"); a write per request would be waste.
+TOUCH_INTERVAL_S = 60.0
 
 
 def ensure_token(path: Path) -> str:
@@ -30,6 +43,15 @@ def ensure_token(path: Path) -> str:
     return token
 
 
+def new_device_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    # Tokens carry 256 random bits, so a plain (unsalted, fast) hash is enough: nothing to brute-force.
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
 def bearer_token(request: web.BaseRequest) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -38,7 +60,83 @@ def bearer_token(request: web.BaseRequest) -> str | None:
     return value.strip()
 
 
+def cookie_token(request: web.BaseRequest) -> str | None:
+    value = request.cookies.get(COOKIE_NAME)
+    return value or None
+
+
 def token_matches(presented: str | None, expected: str) -> bool:
     if presented is None:
         return False
     return hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Who is calling: the local token (the owner's CLI on this machine) or a paired device."""
+
+    kind: Literal["local", "device"]
+    token_id: int | None = None  # the tokens row of a device
+    name: str = "local"
+    via: Literal["bearer", "cookie"] = "bearer"
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == "local"
+
+
+class Authenticator:
+    def __init__(self, local_token: str, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
+        self._local = local_token
+        self._store = store
+        self._clock = clock
+        self._touched: dict[int, float] = {}
+
+    async def check(self, presented: str | None, via: Literal["bearer", "cookie"]) -> Credential | None:
+        if presented is None or len(presented) > 256:
+            return None
+        if token_matches(presented, self._local):
+            return Credential("local", via=via)
+        row = await self._store.find_active_token(hash_token(presented))
+        if row is None:
+            return None
+        now = self._clock()
+        if now - self._touched.get(row.id, -TOUCH_INTERVAL_S) >= TOUCH_INTERVAL_S:
+            self._touched[row.id] = now
+            await self._store.touch_token(row.id)
+        return Credential("device", token_id=row.id, name=row.name, via=via)
+
+    async def authenticate(self, request: web.BaseRequest) -> Credential | None:
+        """A Bearer header wins over the cookie: the CLI never sends cookies, browsers never send Bearer."""
+        bearer = bearer_token(request)
+        if bearer is not None:
+            return await self.check(bearer, "bearer")
+        return await self.check(cookie_token(request), "cookie")
+
+
+class ConnectionRegistry:
+    """Open RPC WebSockets by credential, so revoking a device token closes its connections at once."""
+
+    def __init__(self) -> None:
+        self._open: dict[web.WebSocketResponse, Credential] = {}
+        self._by_connection: dict[object, Credential] = {}
+
+    def add(self, ws: web.WebSocketResponse, connection: object, credential: Credential) -> None:
+        self._open[ws] = credential
+        self._by_connection[id(connection)] = credential
+
+    def remove(self, ws: web.WebSocketResponse, connection: object) -> None:
+        self._open.pop(ws, None)
+        self._by_connection.pop(id(connection), None)
+
+    def credential_of(self, connection: object) -> Credential | None:
+        return self._by_connection.get(id(connection))
+
+    def count(self, token_id: int) -> int:
+        return sum(1 for c in self._open.values() if c.token_id == token_id)
+
+    async def close_token(self, token_id: int) -> int:
+        doomed = [ws for ws, c in self._open.items() if c.token_id == token_id]
+        for ws in doomed:
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"token revoked")
+        return len(doomed)

@@ -13,7 +13,19 @@ from typing import Any
 import click
 
 from cauldron_client import __version__
-from cauldron_client.commands import analysis, experiments, generate, images, info, queue, run_file, watch
+from cauldron_client.commands import (
+    analysis,
+    experiments,
+    generate,
+    images,
+    imports,
+    info,
+    lan,
+    plugins,
+    queue,
+    run_file,
+    watch,
+)
 from cauldron_client.commands._common import Options
 from cauldron_client.errors import CauldronError, RpcError
 from cauldron_client.experiment_file import ExperimentFileError
@@ -47,11 +59,12 @@ class CauldronGroup(click.Group):
 @click.option("--url", help="Daemon URL [env CAULDRON_URL; default ws://127.0.0.1:7860/rpc].")
 @click.option("--token", help="API token [env CAULDRON_TOKEN; default: the file `token` in the data dir].")
 @click.option("--json", "as_json", is_flag=True, help="Print raw results as JSON.")
+@click.option("--daemon", "daemon", help="A paired daemon's mDNS name (see `cauldronctl discover`).")
 @click.version_option(__version__, prog_name="cauldronctl")
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -> None:
+def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool, daemon: str | None) -> None:
     """Control a Shadow Cauldron daemon: queue sweeps, watch them run, fetch the images."""
-    ctx.obj = Options(url=url, token=token, json=as_json)
+    ctx.obj = Options(url=url, token=token, json=as_json, daemon=daemon)
 
 
 cli.add_command(info.status)
@@ -71,6 +84,14 @@ cli.add_command(watch.watch)
 cli.add_command(images.images)
 # rerun lives with the other commands that queue work; it is reached as `images rerun`
 images.images.add_command(generate.rerun)
+cli.add_command(plugins.plugins)
+cli.add_command(imports.import_)
+# search finds images by their annotations; it is reached as `images search`
+images.images.add_command(plugins.search)
+cli.add_command(lan.discover)
+cli.add_command(lan.pair)
+cli.add_command(lan.devices)
+cli.add_command(lan.service)
 
 
 def main() -> None:

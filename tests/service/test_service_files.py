@@ -73,7 +73,8 @@ def test_unit_working_directory_is_the_data_dir_and_is_created_first(
 
 
 def test_unit_restart_and_stop_policy(service: configparser.SectionProxy) -> None:
-    assert service["Type"] == "simple"
+    # The daemon sends READY=1 once it serves, so `systemctl start` returns only then.
+    assert service["Type"] == "notify"
     assert service["Restart"] == "on-failure"
     assert service["RestartSec"] == "5"
     assert service["KillSignal"] == "SIGTERM"

@@ -43,8 +43,14 @@ EXPECTED_COLUMNS = {
     ],
     "annotations": ["image_id", "plugin", "key", "value", "created_at"],
     "tokens": ["id", "name", "token_hash", "created_at", "last_used_at", "revoked_at"],
+    "plugin_runs": ["image_id", "plugin", "status", "error", "duration_s", "finished_at"],
 }
-EXPECTED_INDEXES = {"jobs_by_status", "jobs_by_experiment_status", "images_by_experiment"}
+EXPECTED_INDEXES = {
+    "jobs_by_status",
+    "jobs_by_experiment_status",
+    "images_by_experiment",
+    "plugin_runs_by_plugin_status",
+}
 
 
 def schema(path: Path) -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from cauldron_client.client import Client
+from cauldron_client.known_hosts import client_for
 
 T = TypeVar("T")
 
@@ -27,9 +28,10 @@ class Options:
     url: str | None
     token: str | None
     json: bool
+    daemon: str | None = None  # an mDNS instance name, paired earlier (cauldronctl pair)
 
     def client(self) -> Client:
-        return Client(self.url, self.token)
+        return client_for(self.url, self.token, self.daemon)
 
 
 def options() -> Options:

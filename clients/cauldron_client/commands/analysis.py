@@ -170,11 +170,25 @@ def _z(value: Any) -> str:
 
 
 @click.command()
-@click.argument("experiment_id", metavar="EXPERIMENT", type=int)
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-def export(experiment_id: int, fmt: str, out: Path | None) -> None:
-    """One row per image of EXPERIMENT: every parameter, timings, image id and analysis figures."""
+@click.argument("experiment_id", metavar="EXPERIMENT", type=int, required=False)
+@click.option("--format", "fmt", default="csv", show_default=True,
+              help="csv, json, or an export format of a plugin (`cauldronctl plugins`; e.g. comfyui).")  # fmt: skip
+@click.option("--image", "image_id", type=int, help="Export this image instead of an experiment (plugin formats).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="csv/json: write here instead of stdout. Plugin formats: the folder for the files [default: .].",
+)
+def export(experiment_id: int | None, fmt: str, image_id: int | None, out: Path | None) -> None:
+    """One row per image of EXPERIMENT (csv, json: every parameter, timings, image id and analysis figures), or
+    EXPERIMENT or --image ID in a plugin's format, written as files."""
+    if (experiment_id is None) == (image_id is None):
+        raise click.UsageError("give EXPERIMENT or --image ID")
+    if fmt not in ("csv", "json"):
+        export_files(fmt, experiment_id, image_id, out or Path("."))
+        return
+    if experiment_id is None:
+        raise click.UsageError("csv and json export experiments; give EXPERIMENT")
     result = run(lambda client: client.call("experiments.export", experiment_id=experiment_id, format=fmt))
     content = export_text(result.get("content"))
     if out is not None:
@@ -184,6 +198,24 @@ def export(experiment_id: int, fmt: str, out: Path | None) -> None:
         emit_json(result)
     elif out is None:
         click.echo(content, nl=not content.endswith("\n"))
+
+
+def export_files(fmt: str, experiment_id: int | None, image_id: int | None, folder: Path) -> None:
+    """``exports.run`` with a plugin's exporter; each file is written whole into ``folder``."""
+    target = {"image_id": image_id} if image_id is not None else {"experiment_id": experiment_id}
+    result = run(lambda client: client.call("exports.run", format=fmt, **target))
+    written = []
+    for item in result.get("files") or []:
+        name = Path(str(item.get("filename", ""))).name  # a name only: the daemon never picks our folders
+        if name in ("", ".", ".."):
+            raise CauldronError(f"the {fmt} exporter returned a file without a usable name")
+        written.append(save_file(folder / name, bytes(item.get("content") or b"")))
+    if options().json:
+        emit_json({"format": result.get("format"), "written": [str(path) for path in written]})
+        return
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"{len(written)} file(s) in {fmt} format", err=True)
 
 
 def export_text(content: Any) -> str:

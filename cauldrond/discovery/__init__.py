@@ -1,0 +1,1 @@
+"""mDNS advertisement of the daemon on the LAN."""

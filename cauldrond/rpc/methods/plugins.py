@@ -1,0 +1,261 @@
+"""plugins.list, images.annotations, images.search, exports.formats/run, imports.formats/run: what plugins add,
+reached over RPC. Plugins' own methods (``cauldron_register_rpc_methods``) are added by ``register_plugin_methods``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cauldrond.experiments.cells import SpecError
+from cauldrond.params import GenerationParams
+from cauldrond.plugins.interfaces import ExportedFile, Exporter
+from cauldrond.plugins.postprocess import image_record
+from cauldrond.rpc.context import RpcContext
+from cauldrond.rpc.methods.shapes import experiment_shape, image_shape
+from cauldrond.rpc.protocol import RpcError
+from cauldrond.rpc.registry import MethodRegistry, NoParams
+
+if TYPE_CHECKING:
+    from cauldrond.plugins.runtime import PluginRuntime
+    from cauldrond.services import Services
+
+# Replies travel in one WebSocket frame; the client accepts 16 MiB, and msgpack framing needs a little room.
+MAX_EXPORT_BYTES = 15 * 1024 * 1024
+MAX_IMPORT_CELLS = 10_000
+MAX_SEARCH_WORDS = 10
+
+
+def _runtime(ctx: RpcContext) -> PluginRuntime | None:
+    return ctx.services.plugin_runtime
+
+
+async def list_plugins(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
+    """Every installed plugin: name, version, hooks it implements, status (loaded, failed, disabled), its error,
+    and its post-processing counters since the daemon started."""
+    runtime = _runtime(ctx)
+    runner = ctx.services.postprocess
+    return {
+        "plugins": runtime.describe() if runtime is not None else [],
+        "postprocess": {
+            "pending": runner.pending if runner is not None else 0,
+            "hung": runner.hung_threads if runner is not None else 0,
+            "dropped": runner.dropped if runner is not None else 0,
+        },
+    }
+
+
+class ImageParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_id: int = Field(ge=1)
+
+
+async def get_annotations(ctx: RpcContext, params: ImageParams) -> dict[str, Any]:
+    """What post-processors stored for one image, by plugin, and each plugin's latest run (ok, failed, timeout)."""
+    store = ctx.services.store
+    if await store.get_image(params.image_id) is None:
+        raise RpcError("not_found", f"no image {params.image_id}")
+    by_plugin: dict[str, dict[str, str]] = {}
+    for row in await store.get_annotations(params.image_id):
+        by_plugin.setdefault(row.plugin, {})[row.key] = row.value
+    runs = [run.to_dict() for run in await store.get_plugin_runs(params.image_id)]
+    return {"image_id": params.image_id, "annotations": by_plugin, "runs": runs}
+
+
+class SearchParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(default="", max_length=1000, description="Words that must all appear in the annotations")
+    tag: str | None = Field(default=None, min_length=1, max_length=100, description="A tag the image must have")
+    limit: int = Field(default=100, ge=1, le=1000)
+    after_id: int | None = Field(default=None, ge=0, description="Return images with a larger id (paging)")
+
+    @model_validator(mode="after")
+    def _something_to_find(self) -> SearchParams:
+        if not self.query.split() and self.tag is None:
+            raise ValueError("give query words, a tag, or both")
+        if len(self.query.split()) > MAX_SEARCH_WORDS:
+            raise ValueError(f"at most {MAX_SEARCH_WORDS} query words")
+        return self
+
+
+async def search(ctx: RpcContext, params: SearchParams) -> dict[str, Any]:
+    """Images whose annotations (e.g. a tagger's description and tags) contain every query word, case-insensitive,
+    and the tag if one is given; ascending id, page with after_id."""
+    rows = await ctx.services.store.search_images(
+        words=params.query.split(), tag=params.tag.strip() if params.tag else None, limit=params.limit,
+        after_id=params.after_id,
+    )  # fmt: skip
+    return {"images": [image_shape(ctx.services, row) for row in rows]}
+
+
+async def export_formats(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
+    """The export formats plugins registered (experiments.export has the built-in csv and json)."""
+    runtime = _runtime(ctx)
+    return {"formats": runtime.catalogue.describe_exporters() if runtime is not None else []}
+
+
+class ExportParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: str = Field(min_length=1, max_length=40)
+    image_id: int | None = Field(default=None, ge=1)
+    experiment_id: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ExportParams:
+        if (self.image_id is None) == (self.experiment_id is None):
+            raise ValueError("give exactly one of image_id and experiment_id")
+        return self
+
+
+def _file_shape(item: Any) -> dict[str, Any]:
+    if not isinstance(item, ExportedFile):
+        raise TypeError(f"the exporter returned {type(item).__name__}, not an ExportedFile")
+    return {"filename": item.filename, "media_type": item.media_type, "content": bytes(item.content)}
+
+
+def _export(exporter: Exporter, experiment: Mapping[str, Any] | None, images: Sequence[Mapping[str, Any]]) -> list[Any]:
+    if experiment is None:
+        return [exporter.export_image(images[0])]
+    if exporter.export_experiment is not None:
+        return list(exporter.export_experiment(experiment, images))
+    return [exporter.export_image(image) for image in images]
+
+
+async def export_run(ctx: RpcContext, params: ExportParams) -> dict[str, Any]:
+    """Export one image or every image of an experiment with a plugin's exporter: {filename, media_type, content}."""
+    runtime = _runtime(ctx)
+    exporter = runtime.catalogue.exporter(params.format) if runtime is not None else None
+    if exporter is None:
+        known = ", ".join(runtime.catalogue.exporters) if runtime is not None else ""
+        raise RpcError("invalid_params", f"no export format {params.format!r} (installed: {known or 'none'})")
+    experiment, images = await _export_target(ctx.services, params)
+    try:
+        results = await asyncio.to_thread(_export, exporter, experiment, images)
+        files = [_file_shape(item) for item in results]
+    except ValueError as exc:
+        raise RpcError("invalid_params", f"{params.format}: {exc}") from exc
+    except Exception as exc:
+        raise RpcError("internal_error", f"the {params.format} exporter failed: {type(exc).__name__}: {exc}") from exc
+    size = sum(len(item["content"]) for item in files)
+    if size > MAX_EXPORT_BYTES:
+        raise RpcError("too_large", f"the export is {size} bytes; export fewer images at a time")
+    return {"format": params.format, "files": files}
+
+
+async def _export_target(
+    services: Services, params: ExportParams
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    store = services.store
+    images_dir = services.settings.images_dir
+    if params.image_id is not None:
+        row = await store.get_image(params.image_id)
+        if row is None:
+            raise RpcError("not_found", f"no image {params.image_id}")
+        return None, [image_record(row, images_dir)]
+    assert params.experiment_id is not None
+    experiment = await store.get_experiment(params.experiment_id)
+    if experiment is None:
+        raise RpcError("not_found", f"no experiment {params.experiment_id}")
+    images: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        rows = await store.list_images(experiment_id=experiment.id, limit=1000, after_id=after)
+        images += [image_record(row, images_dir) for row in rows]
+        if len(rows) < 1000:
+            break
+        after = rows[-1].id
+    if not images:
+        raise RpcError("invalid_params", f"experiment {experiment.id} has no images yet")
+    return experiment_shape(experiment), images
+
+
+async def import_formats(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
+    """The importers plugins registered: files from other tools they turn into generation params."""
+    runtime = _runtime(ctx)
+    return {"formats": runtime.catalogue.describe_importers() if runtime is not None else []}
+
+
+class ImportParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: bytes
+    filename: str = Field(min_length=1, max_length=255)
+    format: str | None = Field(default=None, min_length=1, max_length=40, description="Default: try each importer")
+    queue: bool = False
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+async def import_run(ctx: RpcContext, params: ImportParams) -> dict[str, Any]:
+    """Turn a file from another tool into generation params; with queue=true also queue them as one experiment."""
+    runtime = _runtime(ctx)
+    importers = dict(runtime.catalogue.importers) if runtime is not None else {}
+    if params.format is not None:
+        if params.format not in importers:
+            raise RpcError("invalid_params", f"no import format {params.format!r} (installed: {', '.join(importers)})")
+        importers = {params.format: importers[params.format]}
+    if not importers:
+        raise RpcError("invalid_params", "no importer is installed")
+    failures = []
+    for name, (_, importer) in importers.items():
+        try:
+            found = await asyncio.to_thread(importer.import_file, params.content, params.filename)
+        except ValueError as exc:
+            failures.append(f"{name}: {exc}")
+            continue
+        except Exception as exc:
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            continue
+        cells = _validated_cells(name, found)
+        result: dict[str, Any] = {"format": name, "params": cells}
+        if params.queue:
+            result.update(await _queue(ctx, params, name, cells))
+        return result
+    raise RpcError("invalid_params", f"{params.filename}: " + "; ".join(failures), {"failures": failures})
+
+
+def _validated_cells(importer: str, found: Any) -> list[dict[str, Any]]:
+    if not isinstance(found, list) or not found:
+        raise RpcError("invalid_params", f"{importer}: the file describes no image")
+    if len(found) > MAX_IMPORT_CELLS:
+        raise RpcError("too_large", f"{importer}: {len(found)} images; at most {MAX_IMPORT_CELLS}")
+    cells = []
+    for n, item in enumerate(found):
+        try:
+            cells.append(GenerationParams.model_validate(item).to_json_dict())
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            raise RpcError("invalid_params", f"{importer}: image {n + 1}: {problems}") from exc
+    return cells
+
+
+async def _queue(ctx: RpcContext, params: ImportParams, importer: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        experiment, job_ids = await ctx.services.experiments.create(
+            name=params.name or f"import of {params.filename}"[:200],
+            kind="import",
+            base=cells[0],
+            cells=cells,
+            priority=params.priority,
+        )
+    except SpecError as exc:
+        raise RpcError("invalid_params", f"{importer}: {exc}", exc.to_data()) from exc
+    return {"experiment": experiment_shape(experiment), "job_ids": job_ids}
+
+
+def register(registry: MethodRegistry) -> None:
+    registry.register("plugins.list", NoParams, list_plugins)
+    registry.register("images.annotations", ImageParams, get_annotations)
+    registry.register("images.search", SearchParams, search)
+    registry.register("exports.formats", NoParams, export_formats)
+    registry.register("exports.run", ExportParams, export_run)
+    registry.register("imports.formats", NoParams, import_formats)
+    registry.register("imports.run", ImportParams, import_run)
+
+
+def register_plugin_methods(registry: MethodRegistry, runtime: PluginRuntime) -> None:
+    """Add the methods plugins registered (already checked against the built-ins and each other at load)."""
+    for name, (plugin, method) in sorted(runtime.catalogue.rpc_methods.items()):
+        doc = method.doc or method.handler.__doc__ or ""
+        registry.register(name, method.params, method.handler, f"[plugin {plugin}] {doc}".strip())

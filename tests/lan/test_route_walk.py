@@ -1,0 +1,93 @@
+"""Every HTTP route and every RPC method, taken from the running daemon itself, refuses a caller without
+credentials; only the app shell, the manifest, the pairing page with its CA download and /healthz are open.
+A route or method added later is walked too, so it cannot escape."""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+from aiohttp import web
+from cauldron_client import Client
+from cauldron_client.errors import RpcError
+
+from cauldrond.daemon import Daemon
+from tests.conftest import url_of
+from tests.lan.conftest import lan_url, local_call, trusting_context
+
+OPEN = {"/", "/manifest.webmanifest", "/healthz", "/pair", "/pair/ca.pem"}
+LOCAL_ONLY = {"devices.list", "devices.revoke", "pairing.create_code"}
+SAMPLES = ["1", "0" * 32, "a", "x.png"]
+
+
+def concrete_path(resource: web.AbstractResource) -> str:
+    """A path the resource matches: each {placeholder} replaced by a sample its pattern accepts."""
+    info = resource.get_info()
+    if "path" in info:
+        return str(info["path"])
+    if "formatter" not in info:
+        raise AssertionError(f"cannot walk resource {resource!r}")
+    pattern = info["pattern"]
+    names = re.findall(r"{(\w+)}", info["formatter"])
+    for values in ([s] * len(names) for s in SAMPLES):
+        path = info["formatter"].format(**dict(zip(names, values, strict=True)))
+        if pattern.fullmatch(path):
+            return str(path)
+    raise AssertionError(f"no sample fits {info['formatter']}")
+
+
+def walk(daemon: Daemon) -> list[tuple[str, str]]:
+    assert daemon.frontend is not None and daemon.frontend.app is not None
+    return sorted(
+        {
+            (route.method, concrete_path(route.resource))
+            for route in daemon.frontend.app.router.routes()
+            if route.resource
+        }
+    )
+
+
+async def test_every_route_refuses_without_credentials_on_both_listeners(lan_daemon: Daemon) -> None:
+    routes = walk(lan_daemon)
+    assert {path for _, path in routes} >= OPEN | {"/rpc", "/images/1.png"}
+    opened: set[str] = set()
+    async with aiohttp.ClientSession() as session:
+        for base, ssl in ((url_of(lan_daemon), None), (lan_url(lan_daemon), trusting_context(lan_daemon))):
+            for method, path in routes:
+                reply = await session.request(method, base + path, ssl=ssl, allow_redirects=False)
+                if reply.status != 401:
+                    opened.add(path)
+                # A cookie that is not a token, a Bearer that is not one: still refused.
+                bad = {"Authorization": "Bearer not-a-token", "Cookie": "cauldron_device=nope"}
+                reply = await session.request(method, base + path, headers=bad, ssl=ssl, allow_redirects=False)
+                assert reply.status == 401 or path in OPEN, (method, path, reply.status)
+    assert opened == OPEN
+
+
+async def test_every_rpc_method_refuses_without_credentials_and_local_ones_refuse_devices(
+    lan_daemon: Daemon,
+) -> None:
+    names = [m["name"] for m in (await local_call(lan_daemon, "rpc.describe"))["methods"]]
+    assert set(names) >= LOCAL_ONLY and "system.info" in names
+    code = (await local_call(lan_daemon, "pairing.create_code"))["code"]
+    async with aiohttp.ClientSession() as session:
+        reply = await session.post(url_of(lan_daemon) + "/pair", json={"code": code, "device_name": "walker"})
+        device = (await reply.json())["token"]
+        for name in names:
+            try:
+                ws = await session.ws_connect(url_of(lan_daemon) + "/rpc")
+            except aiohttp.WSServerHandshakeError as exc:
+                assert exc.status == 401, name
+            else:
+                await ws.close()
+                raise AssertionError(f"{name}: an unauthenticated WebSocket was accepted")
+        # With a device token, the owner-only methods answer "forbidden" whatever their params.
+        async with Client(url_of(lan_daemon), device) as client:
+            for name in sorted(LOCAL_ONLY):
+                params = {"token_id": 1} if name == "devices.revoke" else {}
+                try:
+                    await client.call(name, **params)
+                except RpcError as exc:
+                    assert exc.code == "forbidden", name
+                else:
+                    raise AssertionError(f"{name} answered a device token")
