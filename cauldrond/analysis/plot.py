@@ -7,8 +7,6 @@ backend is switched, and a daemon thread can draw while another does the same.
 from __future__ import annotations
 
 import io
-import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cauldrond.analysis.convergence import ConvergenceAnalysis
+from cauldrond.media.png import write_bytes_atomic
 
 METRIC_LABELS = {
     "mad": "mean abs. pixel difference to highest-step image",
@@ -82,16 +81,5 @@ def plot_convergence(analysis: ConvergenceAnalysis | Mapping[str, Any], out_file
     """Write the convergence plot to ``out_file`` as PNG, atomically (temp file, fsync, rename): a reader never
     sees half a file. Accepts a ``ConvergenceAnalysis``, its ``to_dict()``, or a dict holding that under
     ``"convergence"``."""
-    data = render_convergence(analysis)
     out_file = Path(out_file)
-    temp = out_file.with_name(f".tmp-{secrets.token_hex(8)}-{out_file.name}")
-    try:
-        with open(temp, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, out_file)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return out_file
+    return write_bytes_atomic(render_convergence(analysis), out_file.parent, out_file.name)

@@ -72,6 +72,13 @@ def write_png_atomic(image: Image.Image, directory: Path, filename: str, text: M
     Blocking (encoding and fsync): call it from a worker thread, not the event loop."""
     check_filename(filename)
     data = encode_png(image, text)
+    final = write_bytes_atomic(data, directory, filename)
+    return WrittenFile(path=final, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+
+
+def write_bytes_atomic(data: bytes, directory: Path, filename: str) -> Path:
+    """Write ``data`` to a temp name in ``directory``, fsync, rename to ``filename``, fsync the folder: a reader
+    (or a crash) sees the whole file or none of it. Temp names start with TEMP_PREFIX, which recovery sweeps."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / filename
     temp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}{PNG_SUFFIX}"
@@ -89,7 +96,7 @@ def write_png_atomic(image: Image.Image, directory: Path, filename: str, text: M
     # The rename lives in the folder's entries; the parent is synced too in case the folder itself is new.
     fsync_directory(directory)
     fsync_directory(directory.parent)
-    return WrittenFile(path=final, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    return final
 
 
 def fsync_directory(directory: Path) -> None:

@@ -8,11 +8,8 @@ from typing import Any
 
 import click
 
-from cauldron_client.client import Client
-from cauldron_client.commands._common import emit_json, exit_with, options, print_image_files, run
 from cauldron_client.commands.params import AXIS_ORDER, Size, flat, size_fields, split_csv, sweep_spec
-from cauldron_client.commands.run_file import created_line, submit_experiment
-from cauldron_client.commands.run_file import watch_then_list as _watch_then_list
+from cauldron_client.commands.run_file import create_and_report, submit_experiment
 from cauldron_client.experiment_file import ExperimentSpec
 
 # A1111 range syntax: "10-30", "10-30 [3]", "5-9 (+0.5)", "10-30:5". A minus sign after a comma or at the start
@@ -52,33 +49,7 @@ def generate(
     params = {"prompt": prompt, "width": width, "height": height, **fields}
     params = {key: value for key, value in params.items() if value is not None}
 
-    async def body(client: Client) -> tuple[Any, int, list[dict[str, Any]]]:
-        result = await client.call("generate", **params)
-        if not watch:
-            return result, 0, []
-        if not options().json:
-            _print_created(result["experiment"], result.get("job_ids"))
-        code, images = await _watch_then_list(client, int(result["experiment"]["id"]))
-        return result, code, images
-
-    result, code, images = run(body)
-    if options().json:
-        emit_json({**result, "images": images} if watch else result)
-    elif watch:
-        print_image_files(images)
-    else:
-        _print_created(result["experiment"], result.get("job_ids"))
-    exit_with(code)
-
-
-def _print_created(experiment: dict[str, Any], job_ids: list[int] | None = None) -> None:
-    total = (experiment.get("counts") or {}).get("total")
-    line = f"experiment {experiment['id']}"
-    if total is not None:
-        line += f": {total} cell(s)"
-    if job_ids:
-        line += ", job id(s) " + " ".join(str(j) for j in job_ids)
-    click.echo(line)
+    create_and_report("generate", params, watch=watch)
 
 
 # -- value options: comma lists, or A1111 value strings passed through for the daemon to parse ------------------
@@ -287,20 +258,4 @@ def rerun(image_id: int, priority: int | None, watch: bool) -> None:
     if priority is not None:
         params["priority"] = priority
 
-    async def body(client: Client) -> tuple[Any, int, list[dict[str, Any]]]:
-        result = await client.call("images.rerun", **params)
-        if not watch:
-            return result, 0, []
-        if not options().json:
-            click.echo(created_line(result["experiment"], None, result.get("job_ids")))
-        code, images = await _watch_then_list(client, int(result["experiment"]["id"]))
-        return result, code, images
-
-    result, code, images = run(body)
-    if options().json:
-        emit_json({**result, "images": images} if watch else result)
-    elif watch:
-        print_image_files(images)
-    else:
-        click.echo(created_line(result["experiment"], None, result.get("job_ids")))
-    exit_with(code)
+    create_and_report("images.rerun", params, watch=watch)

@@ -46,12 +46,21 @@ def submit_experiment(spec: ExperimentSpec, *, dry_run: bool = False, watch: boo
             click.echo(format_plan(plan))
         return
 
+    create_and_report(spec.method, spec.request(), watch=watch, axes=spec.axes())
+
+
+def create_and_report(
+    method: str, params: Mapping[str, Any], *, watch: bool, axes: Mapping[str, Any] | None = None
+) -> None:
+    """Call a method that creates an experiment and print what it made; with ``watch``, show progress until it
+    is finished and list its image files. Exits with the watch's code (1 when a cell failed)."""
+
     async def body(client: Client) -> tuple[Any, int, list[dict[str, Any]]]:
-        result = await client.call(spec.method, **spec.request())
+        result = await client.call(method, **params)
         if not watch:
             return result, 0, []
         if not options().json:
-            click.echo(created_line(result["experiment"], spec.axes(), result.get("job_ids")))
+            click.echo(created_line(result["experiment"], axes, result.get("job_ids")))
         code, images = await watch_then_list(client, int(result["experiment"]["id"]))
         return result, code, images
 
@@ -61,7 +70,7 @@ def submit_experiment(spec: ExperimentSpec, *, dry_run: bool = False, watch: boo
     elif watch:
         print_image_files(images)
     else:
-        click.echo(created_line(result["experiment"], spec.axes(), result.get("job_ids")))
+        click.echo(created_line(result["experiment"], axes, result.get("job_ids")))
     exit_with(code)
 
 
