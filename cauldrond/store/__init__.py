@@ -13,7 +13,8 @@ from cauldrond.store.rows import (
     QueuedJobRow,
     TokenRow,
 )
-from cauldrond.store.store import Store, StoreError, utc_now
+from cauldrond.store.store import Store, StoreError
+from cauldrond.store.timestamps import utc_now
 
 __all__ = [
     "JOB_STATUSES",

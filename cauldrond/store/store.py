@@ -14,7 +14,6 @@ import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,18 +29,15 @@ from cauldrond.store.rows import (
     JobRow,
     NewImage,
     QueuedJobRow,
-    TokenRow,
 )
+from cauldrond.store.timestamps import utc_now
+from cauldrond.store.tokens import TokensMixin
 
 log = logging.getLogger(__name__)
 
 
 class StoreError(RuntimeError):
     """A request the store refuses (a job already done, an unsafe image path...). Nothing was changed."""
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _dumps(value: Any) -> str:
@@ -113,11 +109,7 @@ def _image(row: sqlite3.Row) -> ImageRow:
     )
 
 
-def _token(row: sqlite3.Row) -> TokenRow:
-    return TokenRow(**{key: row[key] for key in row.keys()})  # noqa: SIM118 - sqlite3.Row is not a Mapping
-
-
-class Store(PluginRunsMixin):
+class Store(PluginRunsMixin, TokensMixin):
     """Plugin queries (post-processing runs, annotation search) come from ``PluginRunsMixin``."""
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
@@ -583,52 +575,3 @@ class Store(PluginRunsMixin):
                 (int(image_id),),
             )
         return [AnnotationRow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-
-    # -- tokens (only hashes are stored) ---------------------------------------------------------------------
-
-    async def add_token(self, name: str, token_hash: str) -> TokenRow:
-        now = utc_now()
-        async with self._write() as db:
-            row = await self._one(
-                db,
-                "INSERT INTO tokens (name, token_hash, created_at) VALUES (?, ?, ?) "
-                "RETURNING id, name, token_hash, created_at, last_used_at, revoked_at",
-                (name, token_hash, now),
-            )
-        if row is None:  # pragma: no cover - INSERT ... RETURNING always yields its row
-            raise StoreError("token insert returned nothing")
-        return _token(row)
-
-    async def find_active_token(self, token_hash: str) -> TokenRow | None:
-        """The unrevoked token with this hash, if any."""
-        async with self._read() as db:
-            row = await self._one(
-                db,
-                "SELECT id, name, token_hash, created_at, last_used_at, revoked_at FROM tokens "
-                "WHERE token_hash = ? AND revoked_at IS NULL",
-                (token_hash,),
-            )
-        return _token(row) if row is not None else None
-
-    async def touch_token(self, token_id: int) -> None:
-        """Record a use. Each call is an fsynced commit: callers should throttle it (e.g. once a minute)."""
-        async with self._write() as db:
-            await db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (utc_now(), int(token_id)))
-
-    async def revoke_token(self, token_id: int) -> bool:
-        async with self._write() as db:
-            cursor = await db.execute(
-                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (utc_now(), int(token_id)),
-            )
-            changed = bool(cursor.rowcount)
-            await cursor.close()
-        return changed
-
-    async def list_tokens(self) -> list[TokenRow]:
-        async with self._read() as db:
-            rows = await self._all(
-                db,
-                "SELECT id, name, token_hash, created_at, last_used_at, revoked_at FROM tokens ORDER BY id",
-            )
-        return [_token(row) for row in rows]
