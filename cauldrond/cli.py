@@ -91,11 +91,14 @@ def create_tiny(ctx: click.Context, overwrite: bool, single_file: bool) -> None:
 @click.pass_context
 def list_models(ctx: click.Context) -> None:
     """List the models the installed providers can load."""
-    from cauldrond.plugins.manager import get_plugin_manager
-    from cauldrond.providers.registry import ProviderRegistry
+    from cauldrond.plugins.runtime import load_plugins
 
-    registry = ProviderRegistry.from_plugins(get_plugin_manager(), _settings(ctx))
-    for provider in registry.all():
+    # The same loading as the daemon's: a broken plugin is reported, not fatal.
+    runtime = asyncio.run(load_plugins(_settings(ctx)))
+    for status in runtime.statuses.values():
+        if status.status == "failed":
+            click.echo(f"plugin {status.name} failed to load: {status.error}", err=True)
+    for provider in runtime.providers.all():
         for info in provider.list_models():
             note = f"  ({info.note})" if info.note else ""
             click.echo(f"{info.name}\t{provider.name}\t{info.source}{note}")
