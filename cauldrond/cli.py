@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -58,10 +59,17 @@ def main(ctx: click.Context, /, config_file: Path | None, **flags: Any) -> None:
     if ctx.invoked_subcommand is None:
         from cauldrond.daemon import Daemon
 
+        daemon = Daemon(settings)
         try:
-            asyncio.run(Daemon(settings).run())
+            asyncio.run(daemon.run())
         except OSError as exc:
             raise click.ClickException(f"cannot start: {exc}") from exc
+        if daemon.abandoned_work:
+            # A torch call that cannot be interrupted (a model load) outlived the stop. Its jobs are requeued and
+            # the store is closed; finalising the interpreter under that native thread would abort the process
+            # (SIGABRT, exit -6), so leave directly with success.
+            logging.shutdown()
+            os._exit(0)
 
 
 @main.group()

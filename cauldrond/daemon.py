@@ -40,6 +40,7 @@ class Daemon:
     frontend: WebFrontend | None = None
     _stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     bound_port: int | None = None
+    abandoned_work: bool = False  # set by stop(): see Engine.abandoned_work
     # Plugin objects loaded after the installed entry points (tests register plugins this way).
     extra_plugins: tuple[PluginSource, ...] = ()
 
@@ -128,6 +129,7 @@ class Daemon:
             await self.frontend.stop()
             self.frontend = None
         await services.engine.stop()
+        self.abandoned_work = services.engine.abandoned_work
         if services.postprocess is not None:
             await services.postprocess.stop()
         if services.plugin_runtime is not None:

@@ -77,7 +77,7 @@ class Engine:
         for provider in self._providers.all():
             provider.optimize_for_hardware()
 
-    async def stop(self, timeout: float = 8.0) -> None:
+    async def stop(self, timeout: float = 6.0) -> None:
         """Stop at the next denoising step and put the running jobs back as queued."""
         self.ready = False
         self._stopping.set()
@@ -96,6 +96,11 @@ class Engine:
             await self._requeue(self._running, reason="shutdown")
             self._running = []
         self._worker.shutdown()
+
+    @property
+    def abandoned_work(self) -> bool:
+        """After stop: the worker thread is still inside a call that could not be interrupted (a model load)."""
+        return self._worker.busy
 
     # -- control from RPC ---------------------------------------------------------------------------------------
 
@@ -125,7 +130,6 @@ class Engine:
             batch = self._queue.take_batch(self._max_batch_size, batch_key, prefer_model=self.last_model)
             if not batch:
                 continue
-            self._running = batch
             try:
                 await self._run_batch(batch)
             except asyncio.CancelledError:
@@ -143,6 +147,8 @@ class Engine:
     async def _run_batch(self, batch: list[QueuedJob]) -> None:
         ids = [job.job_id for job in batch]
         await self._store.mark_running(ids)
+        # Reported as running (queue.list, shutdown requeue) only once that is committed.
+        self._running = batch
         for job in batch:
             self._events.publish("job.started", job_id=job.job_id, experiment_id=job.experiment_id, batch=ids)
 

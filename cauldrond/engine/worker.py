@@ -24,6 +24,7 @@ class GpuWorker:
 
     def __init__(self, name: str = "cauldron-gpu") -> None:
         self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self.busy = False  # True while a submitted callable runs
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -45,10 +46,13 @@ class GpuWorker:
             fn, loop, future = task
             result: Any = None
             error: BaseException | None = None
+            self.busy = True
             try:
                 result = fn()
             except BaseException as exc:  # handed to the awaiting coroutine, which decides
                 error = exc
+            finally:
+                self.busy = False
             # RuntimeError: the loop closed while we worked; the daemon is exiting and nobody waits.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, future, result, error)
