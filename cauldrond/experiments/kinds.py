@@ -7,6 +7,7 @@ from typing import Any
 
 from cauldrond.experiments.errors import SpecError
 from cauldrond.experiments.values import parse_axis_values
+from cauldrond.params import RANDOM_SEED
 
 # Outermost first: one prompt's images stay together, and steps vary fastest so each convergence series
 # (same prompt, model, sampler, seed) is a run of adjacent cells.
@@ -45,6 +46,12 @@ def convergence_spec(
     return spec_base, axes
 
 
-def cfg_spec(*, image_params: Mapping[str, Any], cfg: list[float] | str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """An existing image's params, seed included, with CFG as the only axis: the same picture at each guidance."""
-    return dict(image_params), {"cfg_scale": parse_axis_values("cfg_scale", cfg)}
+def cfg_spec(
+    *, image_params: Mapping[str, Any], cfg: list[float] | str, vary_seed: bool = False
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """An existing image's params, seed included, with CFG as the only axis: the same picture at each guidance.
+    With ``vary_seed`` the image's seed is dropped and each cell draws its own (the cells then differ in seed too)."""
+    base = dict(image_params)
+    if vary_seed:
+        base["seed"] = RANDOM_SEED
+    return base, {"cfg_scale": parse_axis_values("cfg_scale", cfg)}

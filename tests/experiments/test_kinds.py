@@ -81,3 +81,11 @@ def test_cfg_keeps_the_image_params_and_seed() -> None:
     assert cfg_spec(image_params=image, cfg=[5, 7.5])[1] == {"cfg_scale": [5.0, 7.5]}
     with pytest.raises(SpecError, match="axis 'cfg_scale'"):
         cfg_spec(image_params=image, cfg="")
+
+
+def test_cfg_with_vary_seed_drops_the_image_seed_so_each_cell_draws_one() -> None:
+    image = {"prompt": "a cat", "seed": 1234, "steps": 3, "cfg_scale": 7.0, "width": 64, "height": 64}
+    base, axes = cfg_spec(image_params=image, cfg=[3, 5, 7], vary_seed=True)
+    assert base == {**image, "seed": -1} and image["seed"] == 1234
+    seeds = [cell["seed"] for cell in expand_cells(base, axes=axes, max_cells=10)]
+    assert len(set(seeds)) == 3 and 1234 not in seeds
