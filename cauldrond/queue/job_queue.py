@@ -3,6 +3,9 @@ experiments that share a priority, so a 20-cell experiment is not stuck behind a
 
 The queue holds no state the store lacks: every job here is ``queued`` in SQLite, and the queue is rebuilt from
 there at start. Callers commit to the store first, then update the queue.
+
+Crash guard: a *suspect* (a job that was running when the daemon died) always runs in a batch of its own, and a
+suspect with a backoff waits in a ``Deferral`` outside the lanes (see docs/architecture.md, Durability).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from cauldrond.queue.deferral import Deferral
 
 # How many turns in a row an experiment may yield to others that can reuse the loaded model.
 MAX_PASSED_OVER = 8
@@ -23,6 +28,10 @@ class QueuedJob:
     experiment_id: int
     idx: int
     params: dict[str, Any]
+    suspect: bool = False  # was running when the daemon died: runs alone until it finishes
+    strikes: int = 0  # daemon deaths while it ran alone with its own work begun
+    backoff_batches: int = 0  # other batches to let start before it runs again
+    not_before: float = 0.0  # epoch seconds before which it does not run again
 
 
 class _ExperimentLane:
@@ -38,7 +47,8 @@ class _ExperimentLane:
 
 
 class JobQueue:
-    def __init__(self) -> None:
+    def __init__(self, deferral: Deferral | None = None) -> None:
+        self._deferral = deferral if deferral is not None else Deferral()
         self._lanes: dict[int, _ExperimentLane] = {}
         # priority -> experiments in their round-robin turn order (front runs next).
         self._rotations: dict[int, OrderedDict[int, None]] = {}
@@ -52,11 +62,11 @@ class JobQueue:
         return self._paused
 
     def __len__(self) -> int:
-        return sum(len(lane.jobs) for lane in self._lanes.values())
+        return sum(len(lane.jobs) for lane in self._lanes.values()) + len(self._deferral)
 
     def priority_of(self, experiment_id: int) -> int | None:
         lane = self._lanes.get(experiment_id)
-        return lane.priority if lane else None
+        return lane.priority if lane else self._deferral.priority_of(experiment_id)
 
     def ordered(self) -> Iterator[tuple[int, QueuedJob]]:
         """Jobs with their priority in the order they would run if nothing changed. O(n); for listings."""
@@ -70,10 +80,15 @@ class JobQueue:
                         yield priority, lane.jobs[cursors[i]]
                         cursors[i] += 1
                         remaining -= 1
+        yield from self._deferral
 
     # -- mutation -----------------------------------------------------------------------------------------------
 
     def add(self, job: QueuedJob, priority: int) -> None:
+        if self._deferral.wants(job):
+            self._deferral.park(job, priority)
+            self._changed.set()
+            return
         lane = self._lanes.get(job.experiment_id)
         if lane is None:
             lane = _ExperimentLane(job.experiment_id, priority)
@@ -93,6 +108,7 @@ class JobQueue:
         self._changed.set()
 
     def set_priority(self, experiment_id: int, priority: int) -> None:
+        self._deferral.set_priority(experiment_id, priority)
         lane = self._lanes.get(experiment_id)
         if lane is None or lane.priority == priority:
             return
@@ -102,12 +118,13 @@ class JobQueue:
         self._changed.set()
 
     def remove_experiment(self, experiment_id: int) -> list[QueuedJob]:
+        parked = self._deferral.remove_experiment(experiment_id)
         lane = self._lanes.pop(experiment_id, None)
         if lane is None:
-            return []
+            return parked
         self._detach(lane)
         self._changed.set()
-        return list(lane.jobs)
+        return [*lane.jobs, *parked]
 
     def pause(self) -> None:
         self._paused = True
@@ -124,18 +141,24 @@ class JobQueue:
     ) -> list[QueuedJob]:
         """Pop the next job and, when ``batch_key`` is given, the jobs right behind it in the same experiment
         that share its key, up to ``max_size`` in all. Only adjacent jobs join, so taking a batch is O(batch); the
-        planner orders an experiment's cells so that batchable ones are adjacent. Empty when paused or idle."""
-        if self._paused or not self._rotations:
+        planner orders an experiment's cells so that batchable ones are adjacent. A suspect runs alone and joins
+        no batch. Empty when paused or idle."""
+        if self._paused:
+            return []
+        for priority, job in self._deferral.release(nothing_else=not self._rotations):
+            self.requeue_front([job], priority)
+        if not self._rotations:
             return []
         top = max(self._rotations)
         rotation = self._rotations[top]
         lane = self._choose_lane(rotation, prefer_model)
         experiment_id = lane.experiment_id
         batch = [lane.jobs.popleft()]
-        if batch_key is not None and max_size > 1:
+        if batch_key is not None and max_size > 1 and not batch[0].suspect:
             key = batch_key(batch[0])
-            while lane.jobs and len(batch) < max_size and batch_key(lane.jobs[0]) == key:
+            while lane.jobs and len(batch) < max_size and not lane.jobs[0].suspect and batch_key(lane.jobs[0]) == key:
                 batch.append(lane.jobs.popleft())
+        self._deferral.batch_started()
         # Round-robin: this experiment's next turn comes after every other experiment of its priority.
         rotation.move_to_end(experiment_id)
         if not lane.jobs:
@@ -159,10 +182,17 @@ class JobQueue:
         return first
 
     async def wait_for_work(self) -> None:
-        """Return once a batch can be taken (not paused and not empty)."""
+        """Return once a batch can be taken (not paused and not empty). With only parked suspects queued, that is
+        when the first one's time comes."""
         while self._paused or not self._rotations:
             self._changed.clear()
-            await self._changed.wait()
+            wait = None if self._paused else self._deferral.seconds_until_due()
+            if wait == 0.0:
+                return
+            try:
+                await asyncio.wait_for(self._changed.wait(), wait)
+            except TimeoutError:
+                return
 
     def wake(self) -> None:
         self._changed.set()
