@@ -59,6 +59,11 @@ class Provider(Protocol):
 
     name: str
 
+    # Optional, and so not a member of this protocol: ``prepare(model: str) -> None`` loads a model ahead of
+    # ``generate``. The engine calls it before a crash-guard suspect's run, so that a death during the load (shared
+    # by every job of that model) is not taken as evidence against the job. Without it, the evidence starts at the
+    # first ``progress`` call instead.
+
     def list_models(self) -> list[ModelInfo]: ...
 
     def list_samplers(self) -> list[SamplerInfo]: ...

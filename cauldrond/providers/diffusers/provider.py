@@ -159,6 +159,14 @@ class DiffusersProvider:
 
     # --- models -------------------------------------------------------------------------------------------
 
+    def prepare(self, model: str) -> None:
+        """Load ``model`` now, so that ``generate`` does only the batch's own work (the crash guard's evidence
+        starts after this returns; see Provider.prepare)."""
+        with self._lock:
+            if self.device is None:
+                self.optimize_for_hardware()
+            self._ensure_model(model)
+
     def _ensure_model(self, name: str) -> _LoadedModel:
         if self._loaded is not None and self._loaded.name == name:
             return self._loaded
