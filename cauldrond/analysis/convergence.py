@@ -27,6 +27,8 @@ import numpy.typing as npt
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from cauldrond.sampler_names import AUTOMATIC, a1111_sampler_name, sampler_name_of
+
 Metric = Literal["mad", "ssim"]
 METRICS: tuple[Metric, ...] = ("mad", "ssim")
 DEFAULT_THRESHOLDS: dict[Metric, float] = {"mad": 0.02, "ssim": 0.05}
@@ -123,7 +125,8 @@ class Series:
 
     @property
     def sampler(self) -> str:
-        return str(self.params.get("sampler"))
+        """The sampler as A1111 names it with its schedule ("DPM++ 2M Karras")."""
+        return sampler_name_of(self.params)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -151,9 +154,10 @@ class CurvePoint:
 
 @dataclass(frozen=True)
 class GroupSummary:
-    """Convergence of one sampler (or one model + sampler + schedule) across prompts and seeds."""
+    """Convergence of one sampler and schedule (or one model + sampler + schedule) across prompts and seeds."""
 
     key: dict[str, str]
+    label: str  # the key as a person reads it: "DPM++ 2M Karras", "tiny-sd / DPM++ 2M Karras"
     series: int
     converged: int
     never_converged: int
@@ -163,6 +167,7 @@ class GroupSummary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": dict(self.key),
+            "label": self.label,
             "series": self.series,
             "converged": self.converged,
             "never_converged": self.never_converged,
@@ -308,6 +313,15 @@ def measure_series(records: Sequence[Record], load: Loader, metric: Metric, thre
     )
 
 
+def group_label(key: Mapping[str, Any]) -> str:
+    """A group key read as one name: sampler and schedule become A1111's name, other fields stay as they are."""
+    parts = [str(value) for name, value in key.items() if name not in ("sampler", "schedule")]
+    if "sampler" in key:
+        schedule = key.get("schedule")
+        parts.append(a1111_sampler_name(str(key["sampler"]), schedule if isinstance(schedule, str) else None))
+    return " / ".join(parts)
+
+
 def summarise(key: dict[str, str], series: Sequence[Series], metric: Metric) -> GroupSummary:
     reached = [s.converged_at for s in series if s.converged_at is not None]
     by_steps: dict[int, list[float]] = defaultdict(list)
@@ -326,6 +340,7 @@ def summarise(key: dict[str, str], series: Sequence[Series], metric: Metric) -> 
     )
     return GroupSummary(
         key=key,
+        label=group_label(key),
         series=len(series),
         converged=len(reached),
         never_converged=len(series) - len(reached),
@@ -334,10 +349,17 @@ def summarise(key: dict[str, str], series: Sequence[Series], metric: Metric) -> 
     )
 
 
+def _key_value(params: Mapping[str, Any], name: str) -> str:
+    value = params.get(name)
+    if value is None and name == "schedule":
+        return AUTOMATIC  # records from before schedules were recorded ran with GenerationParams' default
+    return str(value)
+
+
 def _summaries(series: Sequence[Series], fields: Sequence[str], metric: Metric) -> tuple[GroupSummary, ...]:
     groups: dict[tuple[str, ...], list[Series]] = defaultdict(list)
     for one in series:
-        groups[tuple(str(one.params.get(name)) for name in fields)].append(one)
+        groups[tuple(_key_value(one.params, name) for name in fields)].append(one)
     return tuple(
         summarise(dict(zip(fields, key, strict=True)), members, metric) for key, members in sorted(groups.items())
     )
@@ -346,9 +368,10 @@ def _summaries(series: Sequence[Series], fields: Sequence[str], metric: Metric) 
 def analyze_convergence(
     records: Iterable[Record], load: Loader, *, metric: Metric = "mad", threshold: float | None = None
 ) -> ConvergenceAnalysis:
-    """Find the step series among ``records``, measure them, and summarise per sampler and per
-    model + sampler + schedule. ``load`` gives an image's pixels (a PIL image or a file path) from its record,
-    or is a mapping from image id to them. Each image is read once."""
+    """Find the step series among ``records``, measure them, and summarise per sampler and schedule (two schedules
+    of one sampler are two groups, "DPM++ 2M" and "DPM++ 2M Karras") and per model + sampler + schedule.
+    ``load`` gives an image's pixels (a PIL image or a file path) from its record, or is a mapping from image id
+    to them. Each image is read once."""
     if metric not in METRICS:
         raise ValueError(f"unknown convergence metric {metric!r}; use one of {', '.join(METRICS)}")
     limit = DEFAULT_THRESHOLDS[metric] if threshold is None else threshold
@@ -363,7 +386,7 @@ def analyze_convergence(
         metric=metric,
         threshold=limit,
         series=tuple(measured),
-        by_sampler=_summaries(measured, ("sampler",), metric),
+        by_sampler=_summaries(measured, ("sampler", "schedule"), metric),
         by_model_sampler_schedule=_summaries(measured, ("model", "sampler", "schedule"), metric),
         unmatched_image_ids=tuple(unmatched),
     )

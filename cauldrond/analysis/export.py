@@ -16,6 +16,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from cauldrond.sampler_names import sampler_name_of
+
 Record = Mapping[str, Any]
 
 PARAM_COLUMNS = (
@@ -32,6 +34,8 @@ PARAM_COLUMNS = (
     "clip_skip",
     "eta",
 )
+# The sampler and schedule as one name, as A1111 writes it ("DPM++ 2M Karras"): what a reader filters on.
+LABEL_COLUMNS = ("a1111_sampler",)
 # Facts about how an image was made that a reader needs to reproduce it, from the image's metadata.
 METADATA_COLUMNS = ("model_hash", "device", "dtype")
 ANALYSIS_COLUMNS = ("reference_image_id", "distance_mad", "distance_ssim")
@@ -40,6 +44,7 @@ COLUMNS = (
     "job_id",
     "experiment_id",
     *PARAM_COLUMNS,
+    *LABEL_COLUMNS,
     *METADATA_COLUMNS,
     "sha256",
     "path",
@@ -82,6 +87,7 @@ def export_rows(records: Iterable[Record], analysis: Mapping[str, Any] | None = 
             "experiment_id": record.get("experiment_id"),
         }
         row.update({name: params.get(name) for name in PARAM_COLUMNS})
+        row["a1111_sampler"] = sampler_name_of(params) if params.get("sampler") is not None else None
         row.update({name: metadata.get(name) for name in METADATA_COLUMNS})
         for name in ("sha256", "path", "size_bytes", "wall_time_s", "peak_memory_bytes", "created_at"):
             row[name] = record.get(name)

@@ -1,4 +1,5 @@
-"""The convergence plot: distance to the highest-step image against steps, one line per sampler.
+"""The convergence plot: distance to the highest-step image against steps, one line per sampler and schedule,
+named as A1111 names them ("DPM++ 2M", "DPM++ 2M Karras").
 
 Drawn with matplotlib's object API on an Agg canvas, never through pyplot: no display is needed, no global
 backend is switched, and a daemon thread can draw while another does the same.
@@ -14,7 +15,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from cauldrond.analysis.convergence import ConvergenceAnalysis
+from cauldrond.analysis.convergence import ConvergenceAnalysis, group_label
 from cauldrond.media.png import write_bytes_atomic
 
 METRIC_LABELS = {
@@ -34,11 +35,21 @@ def _as_dict(analysis: ConvergenceAnalysis | Mapping[str, Any]) -> Mapping[str, 
 def _legend_label(summary: Mapping[str, Any]) -> str:
     reached = summary.get("converged_at")
     median = f", median converged at {reached['median']:g} steps" if reached else ", never converged"
-    return f"{summary['key'].get('sampler')}: {summary['series']} series{median}"
+    # Analyses saved before groups carried a label still name their sampler and schedule in the key.
+    name = summary.get("label") or group_label(summary["key"])
+    return f"{name}: {summary['series']} series{median}"
 
 
 def render_convergence(analysis: ConvergenceAnalysis | Mapping[str, Any], *, dpi: int = 120) -> bytes:
     """The plot as PNG bytes. Raises ValueError when the analysis holds no step series."""
+    buffer = io.BytesIO()
+    convergence_figure(analysis, dpi=dpi).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def convergence_figure(analysis: ConvergenceAnalysis | Mapping[str, Any], *, dpi: int = 120) -> Figure:
+    """The plot as a matplotlib Figure on an Agg canvas: one line (median) and band (min–max) per group of
+    ``by_sampler``. Raises ValueError when the analysis holds no step series."""
     data = _as_dict(analysis)
     summaries = [s for s in data.get("by_sampler", []) if s.get("curve")]
     if not summaries:
@@ -67,14 +78,11 @@ def render_convergence(analysis: ConvergenceAnalysis | Mapping[str, Any], *, dpi
         axes.axhline(threshold, color="0.4", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
     axes.set_xlabel("steps")
     axes.set_ylabel(METRIC_LABELS.get(metric, metric))
-    axes.set_title("Convergence per sampler: median across series, band = min–max")
+    axes.set_title("Convergence per sampler and schedule: median across series, band = min–max")
     axes.set_ylim(bottom=0)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small")
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def plot_convergence(analysis: ConvergenceAnalysis | Mapping[str, Any], out_file: Path) -> Path:

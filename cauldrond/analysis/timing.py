@@ -1,4 +1,5 @@
-"""Timing: seconds per image and per denoising step, per sampler and per model, from the recorded timings.
+"""Timing: seconds per image and per denoising step, per sampler and schedule (A1111's names, "DPM++ 2M Karras")
+and per model, from the recorded timings.
 
 Each image row records ``wall_time_s`` (its share of the batch that made it) and its params' ``steps``. Medians
 are reported beside means because the first image after a model load carries the load and warm-up time, which
@@ -13,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from cauldrond.sampler_names import AUTOMATIC, a1111_sampler_name
 
 Record = Mapping[str, Any]
 
@@ -29,6 +32,7 @@ class Figures:
 @dataclass(frozen=True)
 class TimingGroup:
     key: dict[str, str]
+    label: str  # the key as one name: "DPM++ 2M Karras", "tiny-sd"
     count: int
     total_seconds: float
     seconds_per_image: Figures
@@ -37,6 +41,7 @@ class TimingGroup:
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": dict(self.key),
+            "label": self.label,
             "count": self.count,
             "total_seconds": self.total_seconds,
             "seconds_per_image": self.seconds_per_image.to_dict(),
@@ -64,6 +69,7 @@ class TimingAnalysis:
 @dataclass(frozen=True)
 class _Sample:
     sampler: str
+    schedule: str
     model: str
     seconds: float
     steps: int
@@ -77,16 +83,22 @@ def _sample(record: Record) -> _Sample | None:
         return None
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         return None
+    schedule = params.get("schedule")
     return _Sample(
-        sampler=str(params.get("sampler")), model=str(params.get("model")), seconds=float(seconds), steps=steps
+        sampler=str(params.get("sampler")),
+        schedule=schedule if isinstance(schedule, str) else AUTOMATIC,
+        model=str(params.get("model")),
+        seconds=float(seconds),
+        steps=steps,
     )
 
 
-def _group(key: dict[str, str], samples: Sequence[_Sample]) -> TimingGroup:
+def _group(key: dict[str, str], samples: Sequence[_Sample], label: str = "all images") -> TimingGroup:
     per_image = [s.seconds for s in samples]
     per_step = [s.seconds / s.steps for s in samples]
     return TimingGroup(
         key=key,
+        label=label,
         count=len(samples),
         total_seconds=math.fsum(per_image),
         seconds_per_image=Figures(median=statistics.median(per_image), mean=statistics.fmean(per_image)),
@@ -94,11 +106,21 @@ def _group(key: dict[str, str], samples: Sequence[_Sample]) -> TimingGroup:
     )
 
 
-def _by(field: str, samples: Sequence[_Sample]) -> tuple[TimingGroup, ...]:
+def _by_sampler(samples: Sequence[_Sample]) -> tuple[TimingGroup, ...]:
+    groups: dict[tuple[str, str], list[_Sample]] = defaultdict(list)
+    for sample in samples:
+        groups[(sample.sampler, sample.schedule)].append(sample)
+    return tuple(
+        _group({"sampler": sampler, "schedule": schedule}, members, a1111_sampler_name(sampler, schedule))
+        for (sampler, schedule), members in sorted(groups.items())
+    )
+
+
+def _by_model(samples: Sequence[_Sample]) -> tuple[TimingGroup, ...]:
     groups: dict[str, list[_Sample]] = defaultdict(list)
     for sample in samples:
-        groups[getattr(sample, field)].append(sample)
-    return tuple(_group({field: name}, members) for name, members in sorted(groups.items()))
+        groups[sample.model].append(sample)
+    return tuple(_group({"model": model}, members, model) for model, members in sorted(groups.items()))
 
 
 def analyze_timing(records: Iterable[Record]) -> TimingAnalysis:
@@ -112,7 +134,7 @@ def analyze_timing(records: Iterable[Record]) -> TimingAnalysis:
             samples.append(sample)
     return TimingAnalysis(
         overall=_group({}, samples) if samples else None,
-        by_sampler=_by("sampler", samples),
-        by_model=_by("model", samples),
+        by_sampler=_by_sampler(samples),
+        by_model=_by_model(samples),
         skipped_image_ids=tuple(sorted(skipped)),
     )

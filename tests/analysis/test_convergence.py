@@ -191,7 +191,8 @@ def test_summary_per_sampler_and_per_model_sampler_schedule() -> None:
         pixels.update(images)
 
     analysis = analyze_convergence(records, pixels)
-    by_sampler = {s.key["sampler"]: s for s in analysis.by_sampler}
+    by_sampler = {s.label: s for s in analysis.by_sampler}
+    assert set(by_sampler) == {"Euler", "DDIM", "DDIM Karras"}, "a sampler's schedules are separate groups"
     euler = by_sampler["Euler"]
     assert (euler.series, euler.converged, euler.never_converged) == (4, 3, 1)
     assert euler.converged_at is not None
@@ -204,7 +205,10 @@ def test_summary_per_sampler_and_per_model_sampler_schedule() -> None:
     assert curve[30].max == 0.0
 
     ddim = by_sampler["DDIM"]
-    assert ddim.series == 2 and ddim.converged_at is not None and ddim.converged_at.median == 15.0
+    assert ddim.series == 1 and ddim.converged_at is not None and ddim.converged_at.median == 20.0
+    karras = by_sampler["DDIM Karras"]
+    assert karras.key == {"sampler": "DDIM", "schedule": "Karras"}
+    assert karras.series == 1 and karras.converged_at is not None and karras.converged_at.median == 10.0
 
     groups = {tuple(s.key.values()): s for s in analysis.by_model_sampler_schedule}
     assert set(groups) == {
@@ -213,6 +217,18 @@ def test_summary_per_sampler_and_per_model_sampler_schedule() -> None:
         ("tiny-sd", "Euler", "Automatic"),
     }
     assert groups[("tiny-sd", "DDIM", "Karras")].converged_at.median == 10.0  # type: ignore[union-attr]
+    assert groups[("tiny-sd", "DDIM", "Karras")].label == "tiny-sd / DDIM Karras"
+
+
+def test_dpmpp_2m_and_dpmpp_2m_karras_are_two_rows_named_as_a1111_names_them() -> None:
+    # The issue's convergence run: --sampler "DPM++ 2M" --sampler "DPM++ 2M Karras" gave one merged row.
+    automatic, pixels = build_series(1, {4: 20, 8: 3, 12: 0}, sampler="DPM++ 2M", schedule="Automatic")
+    karras, more = build_series(4, {4: 2, 8: 1, 12: 0}, sampler="DPM++ 2M", schedule="Karras")
+    analysis = analyze_convergence(automatic + karras, {**pixels, **more})
+    rows = [(s.label, s.series, s.converged_at.median if s.converged_at else None) for s in analysis.by_sampler]
+    # Names from A1111's own sampler list (modules/sd_samplers_kdiffusion.py: "DPM++ 2M", "DPM++ 2M Karras").
+    assert sorted(rows) == [("DPM++ 2M", 1, 8.0), ("DPM++ 2M Karras", 1, 4.0)]
+    assert sorted(s.sampler for s in analysis.series) == ["DPM++ 2M", "DPM++ 2M Karras"]
 
 
 def test_loads_from_paths_and_from_a_function(tmp_path: Path) -> None:
@@ -238,7 +254,8 @@ def test_to_dict_is_json_safe_and_carries_the_figures() -> None:
     assert series["converged_at"] == 20
     assert series["params"]["sampler"] == "Euler" and "steps" not in series["params"]
     assert {"steps", "image_id", "distance_mad", "distance_ssim", "ssim"} <= set(series["points"][0])
-    assert data["by_sampler"][0]["key"] == {"sampler": "Euler"}
+    assert data["by_sampler"][0]["key"] == {"sampler": "Euler", "schedule": "Automatic"}
+    assert data["by_sampler"][0]["label"] == "Euler"
 
 
 def test_bad_metric_or_threshold() -> None:

@@ -64,6 +64,7 @@ def test_rows_have_every_parameter_as_a_column() -> None:
     for name in PARAM_COLUMNS:
         assert name in row
     assert row["sampler"] == "DPM++ 2M" and row["cfg_scale"] == 7.5 and row["seed"] == 1234
+    assert row["schedule"] == "Karras" and row["a1111_sampler"] == "DPM++ 2M Karras"  # A1111's own name
     assert row["model_hash"] == "ab" * 32 and row["device"] == "cpu" and row["dtype"] == "float32"
     assert row["sha256"] == f"{1:064x}" and row["path"] == "7/1.png"
     assert row["wall_time_s"] == 1.25 and row["peak_memory_bytes"] is None
@@ -91,6 +92,14 @@ def test_csv_round_trip() -> None:
         for name, value in original.items():
             assert back[name] == ("" if value is None else str(value)), name
     assert read[1]["prompt"] == 'a "quoted", comma\nand a newline — über'
+
+
+def test_the_a1111_sampler_column_follows_the_schedule() -> None:
+    rows = export_rows([record(1, schedule="Automatic"), record(2, sampler="DPM++ SDE"), record(3, sampler="Euler a")])
+    # "Euler a" only runs on the automatic schedule; here it carries Karras from the record's defaults.
+    assert [row["a1111_sampler"] for row in rows] == ["DPM++ 2M", "DPM++ SDE Karras", "Euler a Karras"]
+    read = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert list(read[0])[list(read[0]).index("eta") + 1 :][:2] == ["a1111_sampler", "model_hash"]
 
 
 def test_extra_provider_params_get_their_own_columns() -> None:

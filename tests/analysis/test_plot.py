@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cauldrond.analysis.convergence import analyze_convergence
-from cauldrond.analysis.plot import plot_convergence
+from cauldrond.analysis.plot import convergence_figure, plot_convergence
 
 
 def constructed_analysis() -> Any:
@@ -56,3 +56,25 @@ def test_nothing_to_plot(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no images that differ only in steps"):
         plot_convergence(empty, tmp_path / "plot.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_each_schedule_of_a_sampler_is_its_own_line_named_as_a1111_names_it() -> None:
+    rng = np.random.default_rng(5)
+    records: list[dict[str, Any]] = []
+    pixels: dict[int, Image.Image] = {}
+    for schedule in ("Automatic", "Karras"):
+        base = rng.integers(64, 192, (24, 24, 3))
+        for steps, offset in ((4, 12), (8, 2), (12, 0)):  # MAD 12/255 > 0.02 > 2/255: converged at 8
+            image_id = len(records) + 1
+            params = {"prompt": "p", "sampler": "DPM++ 2M", "schedule": schedule, "seed": 1, "steps": steps}
+            records.append({"id": image_id, "params": params})
+            pixels[image_id] = Image.fromarray((base + offset).astype(np.uint8))
+    figure = convergence_figure(analyze_convergence(records, pixels))
+    (axes,) = figure.axes
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    # A1111's names (its sampler list has "DPM++ 2M" and "DPM++ 2M Karras"), not one merged "DPM++ 2M: 2 series".
+    assert legend[:2] == [
+        "DPM++ 2M: 1 series, median converged at 8 steps",
+        "DPM++ 2M Karras: 1 series, median converged at 8 steps",
+    ]
+    assert len(axes.get_lines()) == 3  # two series and the threshold line

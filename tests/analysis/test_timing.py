@@ -75,4 +75,25 @@ def test_empty_and_json_safe() -> None:
     data = analyze_timing(RECORDS).to_dict()
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert [g["key"]["sampler"] for g in data["by_sampler"]] == ["DDIM", "Euler"]
-    assert set(data["by_sampler"][0]) == {"key", "count", "total_seconds", "seconds_per_image", "seconds_per_step"}
+    assert set(data["by_sampler"][0]) == {
+        "key",
+        "label",
+        "count",
+        "total_seconds",
+        "seconds_per_image",
+        "seconds_per_step",
+    }
+
+
+def test_each_schedule_of_a_sampler_is_its_own_group_named_as_a1111_names_it() -> None:
+    records = [
+        {"id": 1, "wall_time_s": 2.0, "params": {"steps": 10, "sampler": "DPM++ 2M", "schedule": "Automatic"}},
+        {"id": 2, "wall_time_s": 6.0, "params": {"steps": 10, "sampler": "DPM++ 2M", "schedule": "Karras"}},
+        {"id": 3, "wall_time_s": 4.0, "params": {"steps": 10, "sampler": "DPM++ 2M", "schedule": "Karras"}},
+    ]
+    groups = {g.label: (g.key, g.count, g.seconds_per_image.median) for g in analyze_timing(records).by_sampler}
+    # A1111's sampler list names these two "DPM++ 2M" and "DPM++ 2M Karras".
+    assert groups == {
+        "DPM++ 2M": ({"sampler": "DPM++ 2M", "schedule": "Automatic"}, 1, 2.0),
+        "DPM++ 2M Karras": ({"sampler": "DPM++ 2M", "schedule": "Karras"}, 2, 5.0),
+    }
