@@ -7,6 +7,7 @@ axis name) is the daemon's to judge: it knows the models, samplers and limits, a
     name = "sampler convergence"
     kind = "convergence"          # "sweep" (default) | "convergence" | "cfg"
     priority = 0
+    vary_seed = false             # true: each cell draws its own seed for a seed of -1 (default: one per experiment)
     prompts = ["a lighthouse at dusk"]
     samplers = ["Euler", "DPM++ 2M"]
     steps = "4-40 [10]"
@@ -27,7 +28,7 @@ from typing import Any
 from cauldron_client.errors import CauldronError
 
 KINDS = ("sweep", "convergence", "cfg")
-COMMON_KEYS = ("name", "kind", "priority")
+COMMON_KEYS = ("name", "kind", "priority", "vary_seed")
 # Convergence series vary only in steps, so steps is the innermost axis; docs/rpc.md gives this order.
 CONVERGENCE_AXES = {"prompts": "prompt", "models": "model", "samplers": "sampler", "seeds": "seed", "steps": "steps"}
 KIND_KEYS: dict[str, tuple[str, ...]] = {
@@ -61,6 +62,8 @@ class ExperimentSpec:
     name: str | None = None
     priority: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    # A1111's "Keep -1 for seeds": a seed of -1 is drawn per cell instead of once for the whole experiment.
+    vary_seed: bool = False
 
     @property
     def method(self) -> str:
@@ -75,6 +78,8 @@ class ExperimentSpec:
             request["name"] = self.name
         if self.priority is not None:
             request["priority"] = self.priority
+        if self.vary_seed:
+            request["vary_seed"] = True
         return request
 
     def plan_request(self, image: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -99,11 +104,15 @@ class ExperimentSpec:
             if image is None:
                 raise ValueError("planning a cfg experiment needs the image it starts from")
             plan["base"] = image_base(image)
+            if self.vary_seed:
+                plan["base"]["seed"] = -1  # as experiments.cfg does: each cell draws its own
             plan["axes"] = {"cfg_scale": self.params["cfg"]}
         if self.name is not None:
             plan["name"] = self.name
         if self.priority is not None:
             plan["priority"] = self.priority
+        if self.vary_seed:
+            plan["vary_seed"] = True
         return plan
 
     def axes(self) -> dict[str, Any]:
@@ -169,6 +178,9 @@ def experiment_from_mapping(data: Mapping[str, Any], source: str = "<experiment>
     priority = data.get("priority")
     if priority is not None:
         check.integer("priority", priority)
+    vary_seed = data.get("vary_seed", False)
+    if not isinstance(vary_seed, bool):
+        raise check.error("vary_seed", f"must be true or false, got {_type(vary_seed)}")
 
     params: dict[str, Any] = {}
     if kind == "sweep":
@@ -195,7 +207,7 @@ def experiment_from_mapping(data: Mapping[str, Any], source: str = "<experiment>
             raise check.error("image_id", f"must be an image id (1 or more), got {image_id}")
         params["image_id"] = image_id
         params["cfg"] = check.values("cfg", data["cfg"], integers=False)
-    return ExperimentSpec(kind=kind, name=name, priority=priority, params=params)
+    return ExperimentSpec(kind=kind, name=name, priority=priority, params=params, vary_seed=vary_seed)
 
 
 def _unknown_key(key: str, kind: str) -> str:

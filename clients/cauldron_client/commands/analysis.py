@@ -278,6 +278,9 @@ def _num(value: Any) -> str | None:
 
 
 def _key(group: Mapping[str, Any]) -> str:
+    label = group.get("label")  # the daemon's name for the group: "DPM++ 2M Karras"
+    if isinstance(label, str) and label:
+        return label
     key = group.get("key")
     if isinstance(key, Mapping):
         return " / ".join(str(v) for v in key.values())
@@ -285,7 +288,8 @@ def _key(group: Mapping[str, Any]) -> str:
 
 
 def convergence_rows(result: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """One row per sampler: series, how many converged, median converged-at steps, spread, never converged."""
+    """One row per sampler and schedule ("DPM++ 2M Karras"): series, how many converged, median converged-at steps,
+    spread, never converged."""
     convergence = result.get("convergence") or {}
     rows = []
     for group in convergence.get("by_sampler") or []:

@@ -9,10 +9,11 @@ from typing import Any
 import click
 
 from cauldron_client.commands._common import call, counts_line, emit_json, fmt_time, options, shorten, table
-from cauldron_client.commands.generate import FLOATS, INTS, Values, merge_values
+from cauldron_client.commands.generate import FLOATS, INTS, VARY_SEED_HELP, Values, merge_values
 from cauldron_client.commands.params import Size, size_fields
 from cauldron_client.commands.run_file import format_values, resolved_axes, submit_experiment
 from cauldron_client.experiment_file import ExperimentSpec
+from cauldron_client.sampler_names import sampler_name_of
 
 
 @click.group()
@@ -60,15 +61,20 @@ def show(experiment_id: int, jobs_limit: int) -> None:
     click.echo(f"kind {e.get('kind')}, status {e.get('status')}, priority {e.get('priority')}")
     click.echo(f"created {fmt_time(e.get('created_at'))}, updated {fmt_time(e.get('updated_at'))}")
     click.echo(counts_line(counts))
-    for field, values in resolved_axes(e.get("spec")):
+    axes = resolved_axes(e.get("spec"))
+    for field, values in axes:
         click.echo(f"axis {field}: " + format_values(values, shown=50))
+    seeds = seed_line(e.get("spec"), has_seed_axis=any(field == "seed" for field, _ in axes))
+    if seeds:
+        click.echo(seeds)
     jobs = result.get("jobs", [])
     rows = []
     for job in jobs:
         params = job.get("params") or {}
         rows.append((
             job.get("id"), job.get("idx"), job.get("status"), job.get("attempts"), job.get("image_id"),
-            params.get("sampler"), params.get("steps"), params.get("cfg_scale"), params.get("seed"),
+            sampler_name_of(params) if params.get("sampler") else None, params.get("steps"), params.get("cfg_scale"),
+            params.get("seed"),
             shorten(job.get("last_error"), 50) if job.get("last_error") else None,
         ))  # fmt: skip
     click.echo()
@@ -77,6 +83,18 @@ def show(experiment_id: int, jobs_limit: int) -> None:
     total = counts.get("total")
     if isinstance(total, int) and len(jobs) < total:
         click.echo(f"(first {len(jobs)} of {total} jobs; use --jobs-limit)")
+
+
+def seed_line(spec: Any, *, has_seed_axis: bool) -> str | None:
+    """How the experiment's seeds were chosen, from the spec the daemon recorded (older specs say nothing)."""
+    if not isinstance(spec, dict):
+        return None
+    if spec.get("vary_seed"):
+        return "seeds: each cell drew its own for a seed of -1 (vary_seed)"
+    seed = spec.get("seed")
+    if has_seed_axis or isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        return None
+    return f"seed {seed} for every cell"
 
 
 @experiments.command()
@@ -115,7 +133,10 @@ def priority(experiment_id: int, priority: int) -> None:
 @click.option(
     "--steps", multiple=True, required=True, type=INTS, help='Step counts: 10,20,40 or a range ("10-40 [4]").'
 )
-@click.option("--seed", "seeds", multiple=True, type=INTS, help='Seeds: 1,2 or a range ("1-4") [default: -1, random].')
+@click.option(
+    "--seed", "seeds", multiple=True, type=INTS, help='Seeds: 1,2 or a range ("1-4") [default: one random seed].'
+)
+@click.option("--vary-seed", is_flag=True, help=VARY_SEED_HELP)
 @click.option("--negative", "negative_prompt", help="Negative prompt (every cell).")
 @click.option("--schedule", help="Automatic, Karras or Exponential (every cell).")
 @click.option("--cfg", "cfg_scale", type=float, help="CFG scale (every cell).")
@@ -132,6 +153,7 @@ def convergence(
     samplers: tuple[str, ...],
     steps: tuple[Values, ...],
     seeds: tuple[Values, ...],
+    vary_seed: bool,
     size: tuple[int, int] | None,
     width: int | None,
     height: int | None,
@@ -148,7 +170,7 @@ def convergence(
     width, height = size_fields(size, width, height)
     spec = convergence_experiment(
         prompts=prompts, models=models, samplers=samplers, steps=steps, seeds=seeds,
-        base={**base, "width": width, "height": height}, name=name, priority=priority,
+        base={**base, "width": width, "height": height}, name=name, priority=priority, vary_seed=vary_seed,
     )  # fmt: skip
     submit_experiment(spec, dry_run=dry_run, watch=watch)
 
@@ -163,6 +185,7 @@ def convergence_experiment(
     base: dict[str, Any] | None = None,
     name: str | None = None,
     priority: int | None = None,
+    vary_seed: bool = False,
 ) -> ExperimentSpec:
     """The convergence command's options as an experiment; empty options are left to the daemon's defaults."""
     params: dict[str, Any] = {
@@ -174,25 +197,38 @@ def convergence_experiment(
         "seeds": merge_values(seeds),
     }
     params = {key: value for key, value in params.items() if value or key == "base"}
-    return ExperimentSpec(kind="convergence", name=name, priority=priority, params=params)
+    return ExperimentSpec(kind="convergence", name=name, priority=priority, params=params, vary_seed=vary_seed)
 
 
 @click.command()
 @click.argument("image_id", type=int)
 @click.option("--cfg", multiple=True, required=True, type=FLOATS, help='CFG scales: 3,7,11 or a range ("3-12 [4]").')
+@click.option("--vary-seed", is_flag=True, help="Give each cell a random seed instead of the image's.")
 @click.option("--name", help="Experiment name.")
 @click.option("--priority", type=int, help="Higher runs sooner (default 0).")
 @click.option("--dry-run", is_flag=True, help="Show the plan (cells, axes, model loads, batches, time); queue nothing.")
 @click.option("--watch/--no-watch", default=False, help="Show progress until done, then list the images.")
 def cfg(
-    image_id: int, cfg: tuple[Values, ...], name: str | None, priority: int | None, dry_run: bool, watch: bool
+    image_id: int,
+    cfg: tuple[Values, ...],
+    vary_seed: bool,
+    name: str | None,
+    priority: int | None,
+    dry_run: bool,
+    watch: bool,
 ) -> None:
     """Queue a CFG experiment from image IMAGE_ID: its exact params and seed, over the given CFG scales."""
-    submit_experiment(cfg_experiment(image_id, cfg, name=name, priority=priority), dry_run=dry_run, watch=watch)
+    spec = cfg_experiment(image_id, cfg, name=name, priority=priority, vary_seed=vary_seed)
+    submit_experiment(spec, dry_run=dry_run, watch=watch)
 
 
 def cfg_experiment(
-    image_id: int, cfg: Sequence[Values], *, name: str | None = None, priority: int | None = None
+    image_id: int,
+    cfg: Sequence[Values],
+    *,
+    name: str | None = None,
+    priority: int | None = None,
+    vary_seed: bool = False,
 ) -> ExperimentSpec:
     params = {"image_id": image_id, "cfg": merge_values(cfg)}
-    return ExperimentSpec(kind="cfg", name=name, priority=priority, params=params)
+    return ExperimentSpec(kind="cfg", name=name, priority=priority, params=params, vary_seed=vary_seed)

@@ -140,6 +140,10 @@ class AxisOption(click.ParamType):  # type: ignore[type-arg]
 INTS = ValueList(int)
 FLOATS = ValueList(float)
 _VALUES_HELP = 'comma list (10,20,30) or A1111 range ("10-40 [4]", "10-30 (+5)", "10-30:5")'
+VARY_SEED_HELP = (
+    "Give each cell its own random seed (A1111's 'Keep -1 for seeds'). Without it a seed of -1 (or none) is "
+    "drawn once and shared by every cell, so the grid compares only what the axes vary."
+)
 
 
 @click.command()
@@ -150,7 +154,10 @@ _VALUES_HELP = 'comma list (10,20,30) or A1111 range ("10-40 [4]", "10-30 (+5)",
 @click.option("--schedule", "schedules", multiple=True, help="Schedule; repeat for a schedule axis.")
 @click.option("--steps", multiple=True, type=INTS, help=f"Steps: {_VALUES_HELP}.")
 @click.option("--cfg", multiple=True, type=FLOATS, help='CFG scales: comma list (5,7.5) or range ("3-12 [4]").')
-@click.option("--seed", multiple=True, type=INTS, help='Seeds: comma list (1,2,3) or range ("1-4").')
+@click.option(
+    "--seed", multiple=True, type=INTS, help='Seeds: comma list (1,2,3) or range ("1-4") [default: one random seed].'
+)
+@click.option("--vary-seed", is_flag=True, help=VARY_SEED_HELP)
 @click.option("--width", multiple=True, type=INTS, help="Widths: comma list or range.")
 @click.option("--height", multiple=True, type=INTS, help="Heights: comma list or range.")
 @click.option("--size", type=Size(), help="WIDTHxHEIGHT for every cell.")
@@ -175,6 +182,7 @@ def sweep(
     steps: tuple[Values, ...],
     cfg: tuple[Values, ...],
     seed: tuple[Values, ...],
+    vary_seed: bool,
     width: tuple[Values, ...],
     height: tuple[Values, ...],
     size: tuple[int, int] | None,
@@ -193,7 +201,7 @@ def sweep(
     spec = sweep_experiment(
         prompts=prompts, negative_prompt=negative_prompt, models=models, samplers=samplers, schedules=schedules,
         steps=steps, cfg=cfg, seed=seed, width=width, height=height, size=size, clip_skip=clip_skip,
-        axis_options=axis_options, name=name, priority=priority,
+        axis_options=axis_options, name=name, priority=priority, vary_seed=vary_seed,
     )  # fmt: skip
     submit_experiment(spec, dry_run=dry_run, watch=watch)
 
@@ -215,6 +223,7 @@ def sweep_experiment(
     axis_options: Sequence[tuple[str, str]] = (),
     name: str | None = None,
     priority: int | None = None,
+    vary_seed: bool = False,
 ) -> ExperimentSpec:
     """The sweep command's options as an experiment (pure: raises click.UsageError for contradictions)."""
     widths, heights = merge_values(width), merge_values(height)
@@ -245,7 +254,7 @@ def sweep_experiment(
     params: dict[str, Any] = {"base": base}
     if axes:
         params["axes"] = axes
-    return ExperimentSpec(kind="sweep", name=name, priority=priority, params=params)
+    return ExperimentSpec(kind="sweep", name=name, priority=priority, params=params, vary_seed=vary_seed)
 
 
 @click.command()

@@ -11,6 +11,7 @@ import click
 
 from cauldron_client.commands._common import call, emit_json, options, table
 from cauldron_client.errors import CauldronError
+from cauldron_client.sampler_names import sampler_name_of
 
 # One RPC string or binary value may hold at most 64 KiB (docs/rpc.md, limits).
 MAX_IMPORT_BYTES = 64 * 1024
@@ -73,7 +74,8 @@ def import_(file: Path, fmt: str | None, queue_it: bool, priority: int, name: st
         return
     params = result.get("params", [])
     rows = [
-        (n, p.get("model"), p.get("sampler"), p.get("steps"), p.get("cfg_scale"), p.get("seed"),
+        (n, p.get("model"), sampler_name_of(p) if p.get("sampler") else None, p.get("steps"), p.get("cfg_scale"),
+         p.get("seed"),
          f"{p.get('width')}x{p.get('height')}", p.get("prompt"))
         for n, p in enumerate(params, start=1)
     ]  # fmt: skip
