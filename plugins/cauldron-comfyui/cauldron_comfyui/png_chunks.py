@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterable
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# A text chunk holds a workflow, not an image: refuse anything that inflates past this (zip bombs).
-MAX_TEXT_BYTES = 16 * 1024 * 1024
+# A text chunk holds a workflow, not an image: refuse anything that inflates past this (zip bombs). A big real
+# workflow is a few hundred KB of JSON; a 60 KB zTXt once inflated to 14 MB (issue 9).
+MAX_TEXT_BYTES = 4 * 1024 * 1024
+# All the text one PNG may inflate to, however many chunks it spreads it over.
+MAX_TOTAL_TEXT_BYTES = 8 * 1024 * 1024
 
 
 def iter_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -36,12 +40,24 @@ def iter_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
             return chunks
 
 
-def read_text_chunks(data: bytes) -> dict[str, str]:
-    """All tEXt, zTXt and iTXt chunks as ``{keyword: text}`` (the first of a repeated keyword wins)."""
+def read_text_chunks(data: bytes, keywords: Iterable[str] | None = None) -> dict[str, str]:
+    """The tEXt, zTXt and iTXt chunks as ``{keyword: text}`` (the first of a repeated keyword wins); with
+    ``keywords``, only those chunks are decoded (the others are not inflated at all). ``ValueError`` when the
+    text inflates past ``MAX_TEXT_BYTES`` in one chunk or ``MAX_TOTAL_TEXT_BYTES`` in all."""
+    wanted = {key.encode("latin-1") for key in keywords} if keywords is not None else None
     texts: dict[str, str] = {}
+    total = 0
     for kind, payload in iter_chunks(data):
+        if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+            continue
+        keyword = payload.partition(b"\x00")[0]
+        if (wanted is not None and keyword not in wanted) or keyword.decode("latin-1") in texts:
+            continue
         parsed = _parse_text(kind, payload)
         if parsed is not None:
+            total += len(parsed[1])
+            if total > MAX_TOTAL_TEXT_BYTES:
+                raise ValueError(f"the PNG's text chunks inflate past {MAX_TOTAL_TEXT_BYTES} bytes in all")
             texts.setdefault(*parsed)
     return texts
 
