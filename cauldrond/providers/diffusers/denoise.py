@@ -48,6 +48,34 @@ class DenoiseRequest:
     guidance_rescale: float = 0.0
 
 
+class StepProgress:
+    """Reports denoising steps as the user set them, whatever the sampler's model evaluations.
+
+    Heun, DPM2 and DPM++ SDE evaluate the model twice per step, so diffusers runs ``2 * steps - 1`` loop iterations
+    (the last step is a plain Euler step, as in k-diffusion); PLMS runs ``steps + 1``. Such schedulers say when a
+    whole step is done with ``state_in_first_order`` (true again after the second evaluation); one without it
+    finishes a step with every iteration. The count never exceeds ``steps`` before the last iteration, and the
+    last iteration always reports ``steps``: the callback sees 1..steps, each once, in order."""
+
+    def __init__(self, steps: int, iterations: int, progress: ProgressCallback) -> None:
+        self._steps = steps
+        self._iterations = iterations
+        self._progress = progress
+        self.done = 0
+
+    def iteration_done(self, index: int, scheduler: Any) -> None:
+        """Loop iteration ``index`` (from 0) has stepped ``scheduler``."""
+        if index + 1 >= self._iterations:
+            done = self._steps
+        elif getattr(scheduler, "state_in_first_order", True):
+            done = min(self.done + 1, self._steps - 1)
+        else:
+            return  # halfway through a two-evaluation step
+        if done > self.done:
+            self.done = done
+            self._progress(done, self._steps)
+
+
 def uses_guidance_embedding(pipeline: Any) -> bool:
     """LCM-distilled UNets take the guidance scale as an input instead of a second, unconditional pass."""
     return pipeline.unet.config.time_cond_proj_dim is not None
@@ -58,8 +86,8 @@ def run(
 ) -> list[Image.Image]:
     """Denoise ``request`` with ``pipeline`` and its current scheduler; one PIL image per row, in order.
 
-    Calls ``progress(step, total)`` after each scheduler step and raises GenerationInterrupted when
-    ``should_stop()`` turns true between steps."""
+    Calls ``progress(step, steps)`` after each denoising step as the user counts them (see StepProgress) and
+    raises GenerationInterrupted when ``should_stop()`` turns true between steps."""
     with torch.no_grad():  # as __call__ runs
         return _denoise(pipeline, request, progress, should_stop)
 
@@ -101,7 +129,7 @@ def _denoise(
     # and on a float32 CPU run this is exactly the pipeline's arithmetic.
     scale_column = torch.tensor(request.guidance_scales, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
 
-    total = len(timesteps)
+    steps = StepProgress(request.num_inference_steps, len(timesteps), progress)
     for index, timestep in enumerate(timesteps):
         model_input = torch.cat([latents] * 2) if do_cfg else latents
         if hasattr(scheduler, "scale_model_input"):
@@ -121,9 +149,9 @@ def _denoise(
             if request.guidance_rescale > 0.0:
                 noise_pred = rescale_noise_cfg(noise_pred, noise_text, guidance_rescale=request.guidance_rescale)
         latents = scheduler.step(noise_pred, timestep, latents, **extra_step_kwargs, return_dict=False)[0]
-        progress(index + 1, total)
+        steps.iteration_done(index, scheduler)
         if should_stop():
-            raise GenerationInterrupted(f"stopped after step {index + 1}")
+            raise GenerationInterrupted(f"stopped after step {steps.done}")
 
     return _decode(pipeline, latents, request.generators, device, prompt_embeds.dtype)
 

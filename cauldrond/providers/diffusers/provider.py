@@ -311,7 +311,7 @@ class DiffusersProvider:
                     latents=latents,
                     eta=first.eta,
                     clip_skip=clip_skip,
-                    callback_on_step_end=_step_callback(step_done, run.should_stop),
+                    callback_on_step_end=_step_callback(step_done, run.should_stop, first.steps),
                     output_type="pil",
                 ).images
         except (GenerationInterrupted, ProviderError):
@@ -386,13 +386,17 @@ def _indices_by_cfg(batch: Sequence[GenerationParams]) -> list[list[int]]:
 
 
 def _step_callback(
-    progress: ProgressCallback, should_stop: StopCheck
+    progress: ProgressCallback, should_stop: StopCheck, steps: int
 ) -> Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]:
+    counted: list[denoise.StepProgress] = []  # made at the first call, when the pipeline knows its iterations
+
     def on_step_end(pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
-        # Second-order samplers run more loop iterations than steps; num_timesteps is the real total.
-        progress(step + 1, int(pipeline.num_timesteps))
+        # Second-order samplers run more loop iterations (num_timesteps) than steps; count the user's steps.
+        if not counted:
+            counted.append(denoise.StepProgress(steps, int(pipeline.num_timesteps), progress))
+        counted[0].iteration_done(step, pipeline.scheduler)
         if should_stop():
-            raise GenerationInterrupted(f"stopped after step {step + 1}")
+            raise GenerationInterrupted(f"stopped after step {counted[0].done}")
         return callback_kwargs
 
     return on_step_end
