@@ -39,7 +39,7 @@ async def main() -> None:
 
         store = bench.daemon.services.store if bench.daemon.services else None
         assert store is not None
-        filler, jobs = await store.create_experiment(
+        filler, jobs = await store.experiments.create(
             name="filler", kind="bench", spec={}, priority=-1000, cells=[{"prompt": "p"}] * 100_000
         )
         started = time.perf_counter()

@@ -70,7 +70,7 @@ class Daemon:
             )
             # 3. queue (rebuilt from SQLite) and engine
             queue = JobQueue()
-            for row in await store.queued_jobs():
+            for row in await store.jobs.queued():
                 queue.add(QueuedJob(row.job_id, row.experiment_id, row.idx, row.params), row.priority)
             events = EventBus()
             engine = Engine(

@@ -146,7 +146,7 @@ class Engine:
 
     async def _run_batch(self, batch: list[QueuedJob]) -> None:
         ids = [job.job_id for job in batch]
-        await self._store.mark_running(ids)
+        await self._store.jobs.mark_running(ids)
         # Reported as running (queue.list, shutdown requeue) only once that is committed.
         self._running = batch
         for job in batch:
@@ -175,7 +175,7 @@ class Engine:
             return
 
         for item in written:
-            image_id = await self._store.complete_job(item.job.job_id, item.image)
+            image_id = await self._store.jobs.complete(item.job.job_id, item.image)
             self._events.publish(
                 "job.done", job_id=item.job.job_id, experiment_id=item.job.experiment_id, image_id=image_id
             )
@@ -235,7 +235,7 @@ class Engine:
         cancelled = [job for job in batch if job.experiment_id in cancelled_experiments]
         survivors = [job for job in batch if job.experiment_id not in cancelled_experiments]
         if cancelled:
-            await self._store.mark_cancelled([job.job_id for job in cancelled])
+            await self._store.jobs.mark_cancelled([job.job_id for job in cancelled])
             for job in cancelled:
                 self._events.publish("job.cancelled", job_id=job.job_id, experiment_id=job.experiment_id)
         if survivors:
@@ -249,24 +249,24 @@ class Engine:
         await self._announce_finished_experiments(batch)
 
     async def _requeue(self, jobs: list[QueuedJob], reason: str) -> None:
-        await self._store.requeue([job.job_id for job in jobs], count_attempt=False)
+        await self._store.jobs.requeue([job.job_id for job in jobs], count_attempt=False)
         for job in jobs:
             self._events.publish("job.requeued", job_id=job.job_id, experiment_id=job.experiment_id, reason=reason)
 
     async def _fail(self, batch: list[QueuedJob], error: str) -> None:
         for job in batch:
-            await self._store.mark_failed(job.job_id, error)
+            await self._store.jobs.mark_failed(job.job_id, error)
             self._events.publish("job.failed", job_id=job.job_id, experiment_id=job.experiment_id, error=error)
         self._running = []
         await self._announce_finished_experiments(batch)
 
     async def _priority(self, experiment_id: int) -> int:
-        experiment = await self._store.get_experiment(experiment_id)
+        experiment = await self._store.experiments.get(experiment_id)
         return experiment.priority if experiment is not None else 0
 
     async def _announce_finished_experiments(self, batch: list[QueuedJob]) -> None:
         for experiment_id in sorted({job.experiment_id for job in batch}):
-            experiment = await self._store.get_experiment(experiment_id)
+            experiment = await self._store.experiments.get(experiment_id)
             if experiment is not None and experiment.counts["queued"] == 0 and experiment.counts["running"] == 0:
                 self._events.publish("experiment.finished", experiment_id=experiment_id, status=experiment.status)
 

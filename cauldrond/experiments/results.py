@@ -47,13 +47,13 @@ class ResultsService:
         self._renders_dir = renders_dir
 
     async def load(self, experiment_id: int) -> ExperimentResults:
-        experiment = await self._store.get_experiment(experiment_id)
+        experiment = await self._store.experiments.get(experiment_id)
         if experiment is None:
             raise NotFound(f"no experiment {experiment_id}")
-        jobs = await self._store.list_jobs(experiment_id, MAX_JOBS, 0)
+        jobs = await self._store.jobs.page(experiment_id, MAX_JOBS, 0)
         images: dict[int, ImageRow] = {}
         after: int | None = None
-        while page := await self._store.list_images(experiment_id=experiment_id, limit=1000, after_id=after):
+        while page := await self._store.images.page(experiment_id=experiment_id, limit=1000, after_id=after):
             images.update((image.job_id, image) for image in page)
             after = page[-1].id
         return ExperimentResults(experiment, jobs, images)

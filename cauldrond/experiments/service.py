@@ -77,7 +77,7 @@ class ExperimentService:
             "resolved_axes": prepared.resolved_axes,
             "cells": [dict(c) for c in cells or []],
         }
-        experiment_id, job_ids = await self._store.create_experiment(
+        experiment_id, job_ids = await self._store.experiments.create(
             name=name, kind=kind, spec=spec, priority=priority, cells=prepared.cells, run_order=prepared.order
         )
         queued = [
@@ -87,7 +87,7 @@ class ExperimentService:
         for job in sorted(queued, key=lambda job: prepared.order[job.idx]):
             self._queue.add(job, priority)
         self._events.publish("experiment.created", experiment_id=experiment_id, total=len(job_ids))
-        experiment = await self._store.get_experiment(experiment_id)
+        experiment = await self._store.experiments.get(experiment_id)
         assert experiment is not None  # just committed
         return experiment, job_ids
 
@@ -102,7 +102,7 @@ class ExperimentService:
         prepared = await self.prepare(base, axes, cells)
         ordered = in_run_order(prepared.cells, prepared.order)
         cost = plan_cost(ordered, max_batch_size, loaded_model=self._engine.last_model)
-        history = [Timing(*row) for row in await self._store.recent_timings(limit=500)]
+        history = [Timing(*row) for row in await self._store.images.recent_timings(limit=500)]
         seconds, basis = estimate_seconds(ordered, history)
         return {
             "cells": len(prepared.cells),
@@ -115,7 +115,7 @@ class ExperimentService:
         }
 
     async def cancel(self, experiment_id: int) -> tuple[ExperimentRow, int, int] | None:
-        outcome = await self._store.cancel_experiment(experiment_id)
+        outcome = await self._store.experiments.cancel(experiment_id)
         if outcome is None:
             return None
         cancelled, _running = outcome
@@ -124,16 +124,16 @@ class ExperimentService:
         for job_id in cancelled:
             self._events.publish("job.cancelled", job_id=job_id, experiment_id=experiment_id)
         self._events.publish("experiment.cancelled", experiment_id=experiment_id)
-        experiment = await self._store.get_experiment(experiment_id)
+        experiment = await self._store.experiments.get(experiment_id)
         assert experiment is not None
         return experiment, len(cancelled), stopping
 
     async def set_priority(self, experiment_id: int, priority: int) -> ExperimentRow | None:
-        if not await self._store.set_experiment_priority(experiment_id, priority):
+        if not await self._store.experiments.set_priority(experiment_id, priority):
             return None
         self._queue.set_priority(experiment_id, priority)
         self._events.publish("experiment.priority", experiment_id=experiment_id, priority=priority)
-        return await self._store.get_experiment(experiment_id)
+        return await self._store.experiments.get(experiment_id)
 
     async def _check_against_providers(self, cells: list[dict[str, Any]], axes: Mapping[str, Sequence[Any]]) -> None:
         # Listing models touches the disk; do it off the loop, once per experiment.

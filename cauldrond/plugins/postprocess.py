@@ -181,7 +181,7 @@ class PostProcessRunner:
 
     async def _run_one(self, image_id: int, plugin: str) -> None:
         impl = self._impl_of(plugin)
-        row = await self._store.get_image(image_id)
+        row = await self._store.images.get(image_id)
         if impl is None or row is None:
             return  # the plugin failed since, or the image was dropped: nothing to do
         kwargs = {"image": image_record(row, self._images_dir), "settings": self._runtime.settings}
@@ -192,13 +192,13 @@ class PostProcessRunner:
             result = await self._call(plugin, impl, kwargs, timeout)
             annotations = validate_annotations(result)
             if annotations:
-                await self._store.set_annotations(image_id, plugin, annotations)
+                await self._store.annotations.save(image_id, plugin, annotations)
         except TimeoutError:
             status, error = "timeout", f"no result within {timeout:g} s"
         except Exception as exc:
             status, error = "failed", _one_line(exc)
         duration = time.monotonic() - started
-        await self._store.record_plugin_run(image_id, plugin, status, error, duration, utc_now())
+        await self._store.plugin_runs.record(image_id, plugin, status, error, duration, utc_now())
         self._count(plugin, status, error)
         if error is not None:
             log.warning("post-processor %s on image %d: %s: %s", plugin, image_id, status, error)

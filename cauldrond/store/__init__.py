@@ -1,6 +1,7 @@
 """Persistence: the SQLite store (the truth about experiments, jobs and images), its migrations and start-up
 recovery."""
 
+from cauldrond.store.database import StoreError
 from cauldrond.store.migrations import MIGRATIONS, MigrationError, apply_migrations
 from cauldrond.store.recovery import RecoveryReport, recover
 from cauldrond.store.rows import (
@@ -13,7 +14,7 @@ from cauldrond.store.rows import (
     QueuedJobRow,
     TokenRow,
 )
-from cauldrond.store.store import Store, StoreError
+from cauldrond.store.store import Store
 from cauldrond.store.timestamps import utc_now
 
 __all__ = [

@@ -105,7 +105,7 @@ async def _verify(images_dir: Path, files: list[tuple[int, int, str, str]]) -> l
 async def recover(store: Store, images_dir: Path, max_attempts: int) -> RecoveryReport:
     """Run once at start, before the queue is rebuilt and before serving."""
     report = RecoveryReport()
-    report.requeued, report.failed = await store.reap_interrupted(max_attempts)
+    report.requeued, report.failed = await store.jobs.reap_interrupted(max_attempts)
     if report.requeued or report.failed:
         log.warning(
             "recovery: %d interrupted job(s) requeued, %d failed after %d interruptions",
@@ -114,7 +114,7 @@ async def recover(store: Store, images_dir: Path, max_attempts: int) -> Recovery
             max_attempts,
         )
 
-    files = await store.image_files()
+    files = await store.images.files()
     referenced = {path for _image_id, _job_id, path, _sha in files}
     report.temp_files_removed, report.orphans_removed = await asyncio.to_thread(_sweep, images_dir, referenced)
 
@@ -123,7 +123,7 @@ async def recover(store: Store, images_dir: Path, max_attempts: int) -> Recovery
         if state == "ok":
             continue
         log.warning("recovery: image %d file %s is %s; its job will be generated again", image_id, path, state)
-        job_id = await store.drop_image_and_requeue(image_id, reason=f"image file {state} at start")
+        job_id = await store.images.drop_and_requeue(image_id, reason=f"image file {state} at start")
         if job_id is None:
             continue
         if state == "missing":

@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
+
+from cauldrond.store.database import loads
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -33,6 +36,23 @@ class ExperimentRow:
     cancelled_at: str | None
     # Job counts by status plus "total"; every key of JOB_STATUSES is present.
     counts: dict[str, int] = field(default_factory=empty_counts)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ExperimentRow:
+        """A row with the experiment's columns plus one count column per status and ``total``."""
+        counts = {status: int(row[status]) for status in JOB_STATUSES}
+        counts["total"] = int(row["total"])
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            kind=row["kind"],
+            spec=loads(row["spec"]),
+            priority=row["priority"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            cancelled_at=row["cancelled_at"],
+            counts=counts,
+        )
 
     @property
     def status(self) -> str:
@@ -62,6 +82,10 @@ class QueuedJobRow:
     priority: int
     params: dict[str, Any]
 
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> QueuedJobRow:
+        return cls(row[0], row[1], row[2], row[3], loads(row[4]))
+
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
 
@@ -79,6 +103,23 @@ class JobRow:
     started_at: str | None
     finished_at: str | None
     image_id: int | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> JobRow:
+        """A ``jobs`` row joined with its image id (``image_id``, NULL while there is none)."""
+        return cls(
+            id=row["id"],
+            experiment_id=row["experiment_id"],
+            idx=row["idx"],
+            params=loads(row["params"]),
+            status=row["status"],
+            attempts=row["attempts"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            image_id=row["image_id"],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
@@ -116,6 +157,23 @@ class ImageRow:
     peak_memory_bytes: int | None
     created_at: str
 
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ImageRow:
+        return cls(
+            id=row["id"],
+            job_id=row["job_id"],
+            experiment_id=row["experiment_id"],
+            path=row["path"],
+            sha256=row["sha256"],
+            size_bytes=row["size_bytes"],
+            seed=row["seed"],
+            params=loads(row["params"]),
+            metadata=loads(row["metadata"]),
+            wall_time_s=row["wall_time_s"],
+            peak_memory_bytes=row["peak_memory_bytes"],
+            created_at=row["created_at"],
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
 
@@ -142,6 +200,10 @@ class TokenRow:
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> TokenRow:
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 - sqlite3.Row is not a Mapping
 
     def to_dict(self) -> dict[str, Any]:
         # The hash stays in the store: nothing a client sees needs it.

@@ -82,7 +82,7 @@ async def image_file(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     # The route pattern admits digits only; the path on disk comes from the store, never from the request.
     image_id = int(request.match_info["image_id"])
-    row = await services.store.get_image(image_id)
+    row = await services.store.images.get(image_id)
     if row is None:
         raise web.HTTPNotFound(text=f"no image {image_id}")
     path = services.settings.images_dir / row.path

@@ -97,13 +97,13 @@ class Authenticator:
             return None
         if token_matches(presented, self._local):
             return Credential("local", via=via)
-        row = await self._store.find_active_token(hash_token(presented))
+        row = await self._store.tokens.find_active(hash_token(presented))
         if row is None:
             return None
         now = self._clock()
         if now - self._touched.get(row.id, -TOUCH_INTERVAL_S) >= TOUCH_INTERVAL_S:
             self._touched[row.id] = now
-            await self._store.touch_token(row.id)
+            await self._store.tokens.touch(row.id)
         return Credential("device", token_id=row.id, name=row.name, via=via)
 
     async def authenticate(self, request: web.BaseRequest) -> Credential | None:

@@ -104,7 +104,7 @@ class WebFrontend:
         await self._log_code_if_unpaired()
 
     async def _log_code_if_unpaired(self) -> None:
-        rows = await self.services.store.list_tokens()
+        rows = await self.services.store.tokens.all()
         if any(row.revoked_at is None for row in rows):
             return
         code, ttl = self.access.pairing.create()

@@ -118,7 +118,7 @@ def pairing_link(base_url: str, code: str, fingerprint: str | None) -> str:
 async def pair_device(store: Store, name: str) -> tuple[str, int]:
     """Create a device token; the plain token is returned once and only its hash is stored."""
     token = new_device_token()
-    row = await store.add_token(name, hash_token(token))
+    row = await store.tokens.add(name, hash_token(token))
     return token, row.id
 
 

@@ -53,7 +53,7 @@ async def test_pairing_gives_a_working_device_token_stored_only_as_a_hash(lan_da
     )
     assert (tmp_path / "known.json").stat().st_mode & 0o777 == 0o600
     assert len(entry.token) >= 43  # 256 bits, urlsafe base64
-    rows = await lan_daemon.services.store.list_tokens()  # type: ignore[union-attr]
+    rows = await lan_daemon.services.store.tokens.all()  # type: ignore[union-attr]
     assert [(r.name, r.token_hash) for r in rows] == [("laptop", hash_token(entry.token))]
     for db_file in lan_daemon.settings.data_dir.glob("cauldron.sqlite3*"):  # the database and its WAL
         assert entry.token.encode() not in db_file.read_bytes()
@@ -84,7 +84,7 @@ async def test_expired_and_reused_codes_are_refused(lan_daemon: Daemon) -> None:
     assert status == 200 and reply["name"] == "phone"
     status, _ = await asyncio.to_thread(post_pair, lan_daemon, {"code": code, "device_name": "again"}, context)
     assert status == 403
-    names = [r.name for r in await lan_daemon.services.store.list_tokens()]  # type: ignore[union-attr]
+    names = [r.name for r in await lan_daemon.services.store.tokens.all()]  # type: ignore[union-attr]
     assert names == ["phone"]
 
 

@@ -27,20 +27,20 @@ async def images(store: Store, count: int) -> list[int]:
 
 async def test_latest_run_per_image_and_plugin(store: Store) -> None:
     (image_id,) = await images(store, 1)
-    await store.record_plugin_run(image_id, "tagger", "timeout", "no result within 1 s", 1.0, "t1")
-    await store.record_plugin_run(image_id, "tagger", "ok", None, 0.5, "t2")
-    await store.record_plugin_run(image_id, "other", "failed", "boom", 0.1, "t3")
-    await store.record_plugin_run(999, "tagger", "ok", None, 0.1, "t4")  # no such image: nothing recorded
-    runs = [run.to_dict() for run in await store.get_plugin_runs(image_id)]
+    await store.plugin_runs.record(image_id, "tagger", "timeout", "no result within 1 s", 1.0, "t1")
+    await store.plugin_runs.record(image_id, "tagger", "ok", None, 0.5, "t2")
+    await store.plugin_runs.record(image_id, "other", "failed", "boom", 0.1, "t3")
+    await store.plugin_runs.record(999, "tagger", "ok", None, 0.1, "t4")  # no such image: nothing recorded
+    runs = [run.to_dict() for run in await store.plugin_runs.get(image_id)]
     assert runs == [
         {"image_id": image_id, "plugin": "other", "status": "failed", "error": "boom", "duration_s": 0.1,
          "finished_at": "t3"},
         {"image_id": image_id, "plugin": "tagger", "status": "ok", "error": None, "duration_s": 0.5,
          "finished_at": "t2"},
     ]  # fmt: skip
-    assert await store.get_plugin_runs(999) == []
+    assert await store.plugin_runs.get(999) == []
     with pytest.raises(ValueError):
-        await store.record_plugin_run(image_id, "tagger", "maybe", None, 0.1, "t5")
+        await store.plugin_runs.record(image_id, "tagger", "maybe", None, 0.1, "t5")
 
 
 async def test_tag_search_pages_past_many_near_misses(store: Store) -> None:
@@ -48,13 +48,15 @@ async def test_tag_search_pages_past_many_near_misses(store: Store) -> None:
     for n, image_id in enumerate(ids):
         # "seashore" contains "sea" but is another tag: LIKE finds it, the exact comparison drops it.
         tags = "sea, boat" if n % 40 == 39 else "seashore"
-        await store.set_annotations(image_id, "tagger", {"tags": tags, "description": f"Picture number {n}"})
+        await store.annotations.save(image_id, "tagger", {"tags": tags, "description": f"Picture number {n}"})
     wanted = [ids[39], ids[79], ids[119]]
-    assert [row.id for row in await store.search_images(words=[], tag="SEA", limit=10, after_id=None)] == wanted
-    page = await store.search_images(words=[], tag="sea", limit=2, after_id=None)
+    assert [
+        row.id for row in await store.annotations.search_images(words=[], tag="SEA", limit=10, after_id=None)
+    ] == wanted
+    page = await store.annotations.search_images(words=[], tag="sea", limit=2, after_id=None)
     assert [row.id for row in page] == wanted[:2]
-    rest = await store.search_images(words=[], tag="sea", limit=2, after_id=page[-1].id)
+    rest = await store.annotations.search_images(words=[], tag="sea", limit=2, after_id=page[-1].id)
     assert [row.id for row in rest] == wanted[2:]
-    found = await store.search_images(words=["NUMBER", "79"], tag=None, limit=10, after_id=None)
+    found = await store.annotations.search_images(words=["NUMBER", "79"], tag=None, limit=10, after_id=None)
     assert [row.id for row in found] == [ids[79]]
-    assert await store.search_images(words=["number_"], tag=None, limit=10, after_id=None) == []
+    assert await store.annotations.search_images(words=["number_"], tag=None, limit=10, after_id=None) == []

@@ -89,7 +89,7 @@ async def test_a_new_database_gets_the_full_schema_in_wal_mode(tmp_path: Path) -
 async def test_reopening_applies_nothing_new(tmp_path: Path) -> None:
     path = tmp_path / "cauldron.sqlite3"
     store = await Store.open(path)
-    await store.create_experiment(name="keep", kind="grid", spec={}, priority=0, cells=[{"prompt": "a"}])
+    await store.experiments.create(name="keep", kind="grid", spec={}, priority=0, cells=[{"prompt": "a"}])
     await store.close()
     before = applied(path)
     with sqlite3.connect(path) as db:
@@ -98,7 +98,7 @@ async def test_reopening_applies_nothing_new(tmp_path: Path) -> None:
     async with aiosqlite.connect(path, isolation_level=None) as db:
         assert await apply_migrations(db) == []
     store = await Store.open(path)
-    assert [e.name for e in await store.list_experiments(10, 0)] == ["keep"]
+    assert [e.name for e in await store.experiments.page(10, 0)] == ["keep"]
     await store.close()
 
     assert applied(path) == before
@@ -123,8 +123,8 @@ async def test_a_database_with_only_the_first_migrations_is_upgraded(tmp_path: P
     assert applied(path) == [name for name, _ in MIGRATIONS[:first]]
 
     store = await Store.open(path)
-    experiment = await store.get_experiment(1)
-    queued = await store.queued_jobs()
+    experiment = await store.experiments.get(1)
+    queued = await store.jobs.queued()
     await store.close()
 
     assert schema(path) == {table: EXPECTED_COLUMNS[table] for table in sorted(EXPECTED_COLUMNS)}

@@ -56,12 +56,12 @@ def write_image(images_dir: Path, experiment_id: int, idx: int, colour: int = 0)
 
 async def finished_experiment(store: Store, images_dir: Path, count: int) -> tuple[int, list[int], list[int]]:
     """An experiment whose jobs are all done with real files. Returns (experiment id, job ids, image ids)."""
-    experiment_id, job_ids = await store.create_experiment(
+    experiment_id, job_ids = await store.experiments.create(
         name="done", kind="grid", spec={}, priority=0, cells=[{"prompt": str(i)} for i in range(count)]
     )
-    await store.mark_running(job_ids)
+    await store.jobs.mark_running(job_ids)
     image_ids = [
-        await store.complete_job(job_id, write_image(images_dir, experiment_id, idx))
+        await store.jobs.complete(job_id, write_image(images_dir, experiment_id, idx))
         for idx, job_id in enumerate(job_ids)
     ]
     return experiment_id, job_ids, image_ids
@@ -84,12 +84,12 @@ async def test_a_clean_start_changes_nothing(store: Store, images_dir: Path) -> 
 
     assert report == RecoveryReport()
     assert snapshot(images_dir) == before
-    assert len(await store.image_files()) == 3
+    assert len(await store.images.files()) == 3
 
 
 async def test_each_kind_of_debris_is_handled_and_nothing_else_is_touched(store: Store, images_dir: Path) -> None:
     experiment_id, job_ids, image_ids = await finished_experiment(store, images_dir, 5)
-    files = dict((image_id, path) for image_id, _job, path, _sha in await store.image_files())
+    files = dict((image_id, path) for image_id, _job, path, _sha in await store.images.files())
     healthy = [files[image_ids[0]], files[image_ids[1]], files[image_ids[4]]]
     # A crash between rename and COMMIT leaves an orphan; one before the rename leaves a temp file.
     orphan = images_dir / f"exp-{experiment_id:06d}" / "00099-99.png"
@@ -118,12 +118,12 @@ async def test_each_kind_of_debris_is_handled_and_nothing_else_is_touched(store:
     assert report.hash_mismatches == [job_ids[3]]
     assert (report.requeued, report.failed) == ([], [])
     assert snapshot(images_dir) == untouched
-    assert [image_id for image_id, *_ in await store.image_files()] == [
+    assert [image_id for image_id, *_ in await store.images.files()] == [
         image_ids[0],
         image_ids[1],
         image_ids[4],
     ]
-    statuses = {job.id: job.status for job in await store.list_jobs(experiment_id, 10, 0)}
+    statuses = {job.id: job.status for job in await store.jobs.page(experiment_id, 10, 0)}
     assert statuses == {
         job_ids[0]: "done",
         job_ids[1]: "done",
@@ -131,8 +131,8 @@ async def test_each_kind_of_debris_is_handled_and_nothing_else_is_touched(store:
         job_ids[3]: "queued",
         job_ids[4]: "done",
     }
-    assert [job.job_id for job in await store.queued_jobs()] == [job_ids[2], job_ids[3]]
-    missing_job = await store.get_job(job_ids[2])
+    assert [job.job_id for job in await store.jobs.queued()] == [job_ids[2], job_ids[3]]
+    missing_job = await store.jobs.get(job_ids[2])
     assert missing_job is not None and missing_job.last_error == "image file missing at start"
     assert report.to_dict()["missing_files"] == [job_ids[2]]
 
@@ -144,12 +144,12 @@ async def test_a_crash_before_the_commit_leaves_an_orphan_that_the_next_start_re
     database = tmp_path / "data" / "cauldron.sqlite3"
     images_dir = tmp_path / "data" / "images"
     store = await Store.open(database)
-    experiment_id, (committed, interrupted) = await store.create_experiment(
+    experiment_id, (committed, interrupted) = await store.experiments.create(
         name="crash", kind="grid", spec={}, priority=0, cells=[{"prompt": "a"}, {"prompt": "b"}]
     )
-    await store.mark_running([committed, interrupted])
+    await store.jobs.mark_running([committed, interrupted])
     kept = write_image(images_dir, experiment_id, 0)
-    await store.complete_job(committed, kept)
+    await store.jobs.complete(committed, kept)
     lost = write_image(images_dir, experiment_id, 1)  # on disk, fsynced, renamed... and then the process dies
     await store.close()
 
@@ -159,26 +159,26 @@ async def test_a_crash_before_the_commit_leaves_an_orphan_that_the_next_start_re
         assert report.orphans_removed == 1 and report.requeued == [interrupted]
         assert not (images_dir / lost.path).exists()
         assert (images_dir / kept.path).exists()
-        job = await store.get_job(interrupted)
+        job = await store.jobs.get(interrupted)
         assert job is not None and (job.status, job.attempts) == ("queued", 1)
-        assert [row.job_id for row in await store.queued_jobs()] == [interrupted]
+        assert [row.job_id for row in await store.jobs.queued()] == [interrupted]
     finally:
         await store.close()
 
 
 async def test_a_job_running_through_three_crashes_is_failed(store: Store, images_dir: Path) -> None:
-    _experiment, (job_id,) = await store.create_experiment(
+    _experiment, (job_id,) = await store.experiments.create(
         name="poison", kind="grid", spec={}, priority=0, cells=[{"prompt": "crashes the GPU driver"}]
     )
     reports = []
     for _crash in range(MAX_ATTEMPTS):
-        await store.mark_running([job_id])
+        await store.jobs.mark_running([job_id])
         reports.append(await recover(store, images_dir, MAX_ATTEMPTS))
 
     assert [(r.requeued, r.failed) for r in reports] == [([job_id], []), ([job_id], []), ([], [job_id])]
-    job = await store.get_job(job_id)
+    job = await store.jobs.get(job_id)
     assert job is not None and (job.status, job.last_error) == ("failed", "interrupted 3 times")
-    assert await store.queued_jobs() == []
+    assert await store.jobs.queued() == []
 
 
 async def test_a_row_whose_path_leaves_the_images_folder_is_treated_as_missing(tmp_path: Path) -> None:
@@ -188,7 +188,7 @@ async def test_a_row_whose_path_leaves_the_images_folder_is_treated_as_missing(t
     outside = tmp_path / "data" / "secret.png"
     outside.write_bytes(b"not an image of ours")
     store = await Store.open(database)
-    _experiment, (job_id,) = await store.create_experiment(
+    _experiment, (job_id,) = await store.experiments.create(
         name="x", kind="grid", spec={}, priority=0, cells=[{"prompt": "a"}]
     )
     await store.close()

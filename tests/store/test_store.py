@@ -48,7 +48,7 @@ def new_image(path: str, seed: int = 1) -> NewImage:
 
 
 async def make(store: Store, count: int, priority: int = 0, name: str = "exp") -> tuple[int, list[int]]:
-    return await store.create_experiment(
+    return await store.experiments.create(
         name=name,
         kind="grid",
         spec={"axes": {"seed": list(range(count))}},
@@ -58,15 +58,15 @@ async def make(store: Store, count: int, priority: int = 0, name: str = "exp") -
 
 
 async def finish(store: Store, job_id: int, path: str) -> int:
-    await store.mark_running([job_id])
-    return await store.complete_job(job_id, new_image(path))
+    await store.jobs.mark_running([job_id])
+    return await store.jobs.complete(job_id, new_image(path))
 
 
 async def test_create_get_and_list_experiments(store: Store) -> None:
     first, first_jobs = await make(store, 3, name="first")
     second, second_jobs = await make(store, 2, name="second")
 
-    experiment = await store.get_experiment(first)
+    experiment = await store.experiments.get(first)
     assert experiment is not None
     assert (experiment.name, experiment.kind, experiment.priority) == ("first", "grid", 0)
     assert experiment.spec == {"axes": {"seed": [0, 1, 2]}}
@@ -81,34 +81,34 @@ async def test_create_get_and_list_experiments(store: Store) -> None:
     assert experiment.status == "queued" and experiment.cancelled_at is None
     assert datetime.fromisoformat(experiment.created_at).utcoffset() is not None
 
-    jobs = await store.list_jobs(first, 10, 0)
+    jobs = await store.jobs.page(first, 10, 0)
     assert [job.id for job in jobs] == first_jobs
     assert [job.idx for job in jobs] == [0, 1, 2]
     assert [job.params for job in jobs] == cells(3)
     assert {job.status for job in jobs} == {"queued"} and {job.attempts for job in jobs} == {0}
-    assert [job.id for job in await store.list_jobs(first, 2, 1)] == first_jobs[1:]
+    assert [job.id for job in await store.jobs.page(first, 2, 1)] == first_jobs[1:]
     assert len(set(first_jobs) | set(second_jobs)) == 5
 
-    assert [e.id for e in await store.list_experiments(10, 0)] == [second, first]
-    assert [e.id for e in await store.list_experiments(1, 1)] == [first]
-    assert await store.get_experiment(9999) is None
-    assert await store.get_job(9999) is None
+    assert [e.id for e in await store.experiments.page(10, 0)] == [second, first]
+    assert [e.id for e in await store.experiments.page(1, 1)] == [first]
+    assert await store.experiments.get(9999) is None
+    assert await store.jobs.get(9999) is None
     with pytest.raises(StoreError):
-        await store.create_experiment(name="empty", kind="grid", spec={}, priority=0, cells=[])
+        await store.experiments.create(name="empty", kind="grid", spec={}, priority=0, cells=[])
 
 
 async def test_ten_thousand_cells_commit_in_well_under_a_second(store: Store) -> None:
     many = cells(10_000, steps=4)
     started = time.perf_counter()
-    experiment_id, job_ids = await store.create_experiment(name="big", kind="grid", spec={}, priority=0, cells=many)
+    experiment_id, job_ids = await store.experiments.create(name="big", kind="grid", spec={}, priority=0, cells=many)
     elapsed = time.perf_counter() - started
     print(f"\ncreate_experiment with 10,000 cells: {elapsed * 1000:.0f} ms")
 
     assert elapsed < 1.0
     assert len(job_ids) == len(set(job_ids)) == 10_000
-    experiment = await store.get_experiment(experiment_id)
+    experiment = await store.experiments.get(experiment_id)
     assert experiment is not None and experiment.counts["queued"] == experiment.counts["total"] == 10_000
-    last = await store.get_job(job_ids[-1])
+    last = await store.jobs.get(job_ids[-1])
     assert last is not None and last.idx == 9_999 and last.params == many[-1]
 
 
@@ -116,31 +116,31 @@ async def test_counts_and_derived_status(store: Store) -> None:
     experiment_id, (a, b, c, d) = await make(store, 4)
 
     async def status() -> tuple[str, dict[str, int]]:
-        row = await store.get_experiment(experiment_id)
+        row = await store.experiments.get(experiment_id)
         assert row is not None
         return row.status, row.counts
 
-    await store.mark_running([a, b])
+    await store.jobs.mark_running([a, b])
     assert (await status())[0] == "running"
-    await store.complete_job(a, new_image("a.png"))
-    await store.mark_failed(b, "out of memory")
+    await store.jobs.complete(a, new_image("a.png"))
+    await store.jobs.mark_failed(b, "out of memory")
     state, counts = await status()
     assert state == "queued" and (counts["done"], counts["failed"], counts["queued"]) == (1, 1, 2)
-    await store.mark_running([c, d])
-    await store.complete_job(c, new_image("c.png"))
-    await store.mark_failed(d, "out of memory")
+    await store.jobs.mark_running([c, d])
+    await store.jobs.complete(c, new_image("c.png"))
+    await store.jobs.mark_failed(d, "out of memory")
     state, counts = await status()
     assert state == "done"
     assert counts == {"queued": 0, "running": 0, "done": 2, "failed": 2, "cancelled": 0, "total": 4}
 
     all_failed, (e,) = await make(store, 1)
-    await store.mark_failed(e, "bad model")
-    row = await store.get_experiment(all_failed)
+    await store.jobs.mark_failed(e, "bad model")
+    row = await store.experiments.get(all_failed)
     assert row is not None and row.status == "failed"
-    job = await store.get_job(e)
+    job = await store.jobs.get(e)
     assert job is not None and job.last_error == "bad model" and job.finished_at is not None
 
-    assert await store.count_jobs_by_status() == {
+    assert await store.jobs.count_by_status() == {
         "queued": 0,
         "running": 0,
         "done": 2,
@@ -152,25 +152,25 @@ async def test_counts_and_derived_status(store: Store) -> None:
 async def test_cancel_experiment(store: Store) -> None:
     experiment_id, (running, queued_1, queued_2) = await make(store, 3)
     other, other_jobs = await make(store, 1)
-    await store.mark_running([running])
+    await store.jobs.mark_running([running])
 
-    assert await store.cancel_experiment(experiment_id) == ([queued_1, queued_2], [running])
-    row = await store.get_experiment(experiment_id)
+    assert await store.experiments.cancel(experiment_id) == ([queued_1, queued_2], [running])
+    row = await store.experiments.get(experiment_id)
     assert row is not None and row.cancelled_at is not None
     # The running job is still the engine's: the experiment is not "cancelled" until it stops.
     assert row.status == "running" and row.counts["cancelled"] == 2
-    assert [job.job_id for job in await store.queued_jobs()] == other_jobs
+    assert [job.job_id for job in await store.jobs.queued()] == other_jobs
 
-    assert await store.mark_cancelled([running]) == [running]
-    row = await store.get_experiment(experiment_id)
+    assert await store.jobs.mark_cancelled([running]) == [running]
+    row = await store.experiments.get(experiment_id)
     assert row is not None and row.status == "cancelled"
 
     cancelled_at = row.cancelled_at
-    assert await store.cancel_experiment(experiment_id) == ([], [])
-    again = await store.get_experiment(experiment_id)
+    assert await store.experiments.cancel(experiment_id) == ([], [])
+    again = await store.experiments.get(experiment_id)
     assert again is not None and again.cancelled_at == cancelled_at
-    assert await store.cancel_experiment(9999) is None
-    untouched = await store.get_experiment(other)
+    assert await store.experiments.cancel(9999) is None
+    untouched = await store.experiments.get(other)
     assert untouched is not None and untouched.status == "queued" and untouched.cancelled_at is None
 
 
@@ -179,18 +179,18 @@ async def test_priority_orders_the_queued_jobs(store: Store) -> None:
     same, (same_0,) = await make(store, 1)
     high, (high_0,) = await make(store, 1, priority=5)
 
-    order = [(job.job_id, job.priority) for job in await store.queued_jobs()]
+    order = [(job.job_id, job.priority) for job in await store.jobs.queued()]
     assert order == [(high_0, 5), (low_0, 0), (low_1, 0), (same_0, 0)]
 
-    before = await store.get_experiment(same)
-    assert await store.set_experiment_priority(same, 10) is True
-    after = await store.get_experiment(same)
+    before = await store.experiments.get(same)
+    assert await store.experiments.set_priority(same, 10) is True
+    after = await store.experiments.get(same)
     assert before is not None and after is not None
     assert after.priority == 10 and after.updated_at >= before.updated_at
-    assert [job.job_id for job in await store.queued_jobs()] == [same_0, high_0, low_0, low_1]
-    assert await store.set_experiment_priority(9999, 1) is False
+    assert [job.job_id for job in await store.jobs.queued()] == [same_0, high_0, low_0, low_1]
+    assert await store.experiments.set_priority(9999, 1) is False
 
-    queued = (await store.queued_jobs())[0]
+    queued = (await store.jobs.queued())[0]
     assert queued.experiment_id == same and queued.idx == 0 and queued.params == cells(1)[0]
     assert low != high
 
@@ -198,61 +198,61 @@ async def test_priority_orders_the_queued_jobs(store: Store) -> None:
 async def test_job_transitions_only_move_jobs_that_can_move(store: Store) -> None:
     _experiment, (a, b, c) = await make(store, 3)
 
-    assert await store.mark_running([a, b]) == [a, b]
-    assert await store.mark_running([a, b, c]) == [c]  # a and b were already running
-    assert await store.requeue([a], count_attempt=False) == [a]
-    assert await store.requeue([b], count_attempt=True) == [b]
-    job_a, job_b = await store.get_job(a), await store.get_job(b)
+    assert await store.jobs.mark_running([a, b]) == [a, b]
+    assert await store.jobs.mark_running([a, b, c]) == [c]  # a and b were already running
+    assert await store.jobs.requeue([a], count_attempt=False) == [a]
+    assert await store.jobs.requeue([b], count_attempt=True) == [b]
+    job_a, job_b = await store.jobs.get(a), await store.jobs.get(b)
     assert job_a is not None and job_b is not None
     assert (job_a.status, job_a.attempts, job_a.started_at) == ("queued", 0, None)
     assert (job_b.status, job_b.attempts) == ("queued", 1)
-    assert await store.requeue([a], count_attempt=True) == []  # not running: nothing to put back
+    assert await store.jobs.requeue([a], count_attempt=True) == []  # not running: nothing to put back
 
-    await store.complete_job(c, new_image("c.png"))
-    await store.mark_failed(b, "broken")
-    assert await store.mark_cancelled([a, b, c]) == [a]
-    assert await store.mark_failed(c, "late failure") is False
-    statuses = {job.id: job.status for job in await store.list_jobs(_experiment, 10, 0)}
+    await store.jobs.complete(c, new_image("c.png"))
+    await store.jobs.mark_failed(b, "broken")
+    assert await store.jobs.mark_cancelled([a, b, c]) == [a]
+    assert await store.jobs.mark_failed(c, "late failure") is False
+    statuses = {job.id: job.status for job in await store.jobs.page(_experiment, 10, 0)}
     assert statuses == {a: "cancelled", b: "failed", c: "done"}
 
 
 async def test_a_cancelled_experiment_is_never_revived_by_a_requeue(store: Store) -> None:
     experiment_id, (job,) = await make(store, 1)
-    await store.mark_running([job])
-    await store.cancel_experiment(experiment_id)
+    await store.jobs.mark_running([job])
+    await store.experiments.cancel(experiment_id)
 
-    assert await store.requeue([job], count_attempt=False) == []
-    row = await store.get_job(job)
+    assert await store.jobs.requeue([job], count_attempt=False) == []
+    row = await store.jobs.get(job)
     assert row is not None and row.status == "cancelled"
-    assert await store.queued_jobs() == []
+    assert await store.jobs.queued() == []
 
 
 async def test_reap_interrupted_requeues_then_fails_after_three_interruptions(store: Store) -> None:
     _experiment, (crashing, waiting) = await make(store, 2)
-    assert await store.reap_interrupted(3) == ([], [])
+    assert await store.jobs.reap_interrupted(3) == ([], [])
 
     for attempt in (1, 2):
-        await store.mark_running([crashing])
-        assert await store.reap_interrupted(3) == ([crashing], [])
-        job = await store.get_job(crashing)
+        await store.jobs.mark_running([crashing])
+        assert await store.jobs.reap_interrupted(3) == ([crashing], [])
+        job = await store.jobs.get(crashing)
         assert job is not None and (job.status, job.attempts, job.last_error) == ("queued", attempt, None)
 
-    await store.mark_running([crashing])
-    assert await store.reap_interrupted(3) == ([], [crashing])
-    job = await store.get_job(crashing)
+    await store.jobs.mark_running([crashing])
+    assert await store.jobs.reap_interrupted(3) == ([], [crashing])
+    job = await store.jobs.get(crashing)
     assert job is not None
     assert (job.status, job.attempts, job.last_error) == ("failed", 3, "interrupted 3 times")
     assert job.finished_at is not None
-    bystander = await store.get_job(waiting)
+    bystander = await store.jobs.get(waiting)
     assert bystander is not None and (bystander.status, bystander.attempts) == ("queued", 0)
-    assert [q.job_id for q in await store.queued_jobs()] == [waiting]
+    assert [q.job_id for q in await store.jobs.queued()] == [waiting]
 
 
 async def test_complete_job_records_the_image_with_the_job(store: Store) -> None:
     experiment_id, (job_id, _other) = await make(store, 2)
     image_id = await finish(store, job_id, "exp-000001/00000-0.png")
 
-    image = await store.get_image(image_id)
+    image = await store.images.get(image_id)
     assert image is not None
     assert (image.job_id, image.experiment_id, image.path) == (
         job_id,
@@ -261,47 +261,47 @@ async def test_complete_job_records_the_image_with_the_job(store: Store) -> None
     )
     assert image.metadata == {"model_short_hash": "deadbeef", "device": "cpu"}
     assert (image.seed, image.size_bytes, image.wall_time_s, image.peak_memory_bytes) == (1, 1234, 0.25, None)
-    job = await store.get_job(job_id)
+    job = await store.jobs.get(job_id)
     assert job is not None and (job.status, job.image_id) == ("done", image_id) and job.finished_at
-    assert [j.image_id for j in await store.list_jobs(experiment_id, 10, 0)] == [image_id, None]
-    assert await store.get_image(9999) is None
+    assert [j.image_id for j in await store.jobs.page(experiment_id, 10, 0)] == [image_id, None]
+    assert await store.images.get(9999) is None
 
 
 async def test_complete_job_is_atomic(store: Store) -> None:
     experiment_id, (first, second) = await make(store, 2)
     await finish(store, first, "same.png")
-    await store.mark_running([second])
+    await store.jobs.mark_running([second])
 
     seen: list[tuple[str, int | None]] = []
 
     async def watch() -> None:
         for _ in range(20):
-            job = await store.get_job(second)
+            job = await store.jobs.get(second)
             assert job is not None
             seen.append((job.status, job.image_id))
             await asyncio.sleep(0)
 
     # The duplicate path fails inside the transaction, after the job row was already updated in it.
-    results = await asyncio.gather(store.complete_job(second, new_image("same.png")), watch(), return_exceptions=True)
+    results = await asyncio.gather(store.jobs.complete(second, new_image("same.png")), watch(), return_exceptions=True)
     assert isinstance(results[0], sqlite3.IntegrityError)
     assert results[1] is None
     # No reader ever saw the uncommitted "done".
     assert set(seen) == {("running", None)}
 
-    job = await store.get_job(second)
+    job = await store.jobs.get(second)
     assert job is not None and (job.status, job.image_id, job.finished_at) == ("running", None, None)
-    assert [image.job_id for image in await store.list_images(experiment_id=None, limit=10, after_id=None)] == [first]
-    row = await store.get_experiment(experiment_id)
+    assert [image.job_id for image in await store.images.page(experiment_id=None, limit=10, after_id=None)] == [first]
+    row = await store.experiments.get(experiment_id)
     assert row is not None and (row.counts["done"], row.counts["running"]) == (1, 1)
 
 
 @pytest.mark.parametrize("path", ["../escape.png", "/abs/olute.png", "a/../../b.png", "a\\b.png", ""])
 async def test_complete_job_refuses_paths_outside_the_images_folder(store: Store, path: str) -> None:
     _experiment, (job_id,) = await make(store, 1)
-    await store.mark_running([job_id])
+    await store.jobs.mark_running([job_id])
     with pytest.raises(StoreError):
-        await store.complete_job(job_id, new_image(path))
-    job = await store.get_job(job_id)
+        await store.jobs.complete(job_id, new_image(path))
+    job = await store.jobs.get(job_id)
     assert job is not None and job.status == "running"
 
 
@@ -309,10 +309,10 @@ async def test_complete_job_refuses_a_job_that_is_done_or_missing(store: Store) 
     _experiment, (job_id,) = await make(store, 1)
     await finish(store, job_id, "one.png")
     with pytest.raises(StoreError, match="already done"):
-        await store.complete_job(job_id, new_image("two.png"))
+        await store.jobs.complete(job_id, new_image("two.png"))
     with pytest.raises(StoreError):
-        await store.complete_job(9999, new_image("three.png"))
-    assert len(await store.image_files()) == 1
+        await store.jobs.complete(9999, new_image("three.png"))
+    assert len(await store.images.files()) == 1
 
 
 async def test_list_images_pages_by_id(store: Store) -> None:
@@ -323,21 +323,21 @@ async def test_list_images_pages_by_id(store: Store) -> None:
         ids.append(await finish(store, job_id, f"{n}.png"))
 
     pages, after = [], None
-    while page := await store.list_images(experiment_id=None, limit=2, after_id=after):
+    while page := await store.images.page(experiment_id=None, limit=2, after_id=after):
         pages.append([image.id for image in page])
         after = page[-1].id
     assert pages == [ids[0:2], ids[2:4], ids[4:5]]
 
-    of_first = await store.list_images(experiment_id=first, limit=2, after_id=None)
+    of_first = await store.images.page(experiment_id=first, limit=2, after_id=None)
     assert [image.id for image in of_first] == [ids[0], ids[2]]
-    rest = await store.list_images(experiment_id=first, limit=2, after_id=of_first[-1].id)
+    rest = await store.images.page(experiment_id=first, limit=2, after_id=of_first[-1].id)
     assert [image.id for image in rest] == [ids[4]]
-    assert [i.id for i in await store.list_images(experiment_id=second, limit=10, after_id=None)] == [
+    assert [i.id for i in await store.images.page(experiment_id=second, limit=10, after_id=None)] == [
         ids[1],
         ids[3],
     ]
 
-    files = await store.image_files()
+    files = await store.images.files()
     assert files[0] == (ids[0], first_jobs[0], "0.png", "ab" * 32)
 
 
@@ -370,13 +370,13 @@ async def test_list_images_stays_an_index_seek_with_100k_rows(tmp_path: Path) ->
     store = await Store.open(path)
     try:
         statements: list[str] = []
-        await store._conn().set_trace_callback(statements.append)
+        await store.database.connection().set_trace_callback(statements.append)
         started = time.perf_counter()
-        last_page = await store.list_images(experiment_id=None, limit=50, after_id=total - 50)
-        of_experiment = await store.list_images(experiment_id=experiment_id, limit=50, after_id=total - 20)
-        none_left = await store.list_images(experiment_id=other_id, limit=50, after_id=None)
+        last_page = await store.images.page(experiment_id=None, limit=50, after_id=total - 50)
+        of_experiment = await store.images.page(experiment_id=experiment_id, limit=50, after_id=total - 20)
+        none_left = await store.images.page(experiment_id=other_id, limit=50, after_id=None)
         elapsed = time.perf_counter() - started
-        await store._conn().set_trace_callback(None)
+        await store.database.connection().set_trace_callback(None)
         print(f"\nthree deep list_images pages over 100,000 rows: {elapsed * 1000:.1f} ms")
 
         assert [image.id for image in last_page] == list(range(total - 49, total + 1))
@@ -389,7 +389,7 @@ async def test_list_images_stays_an_index_seek_with_100k_rows(tmp_path: Path) ->
                 # A range seek on the key (or the experiment index), never a scan and never a sort.
                 assert "SEARCH images USING" in plan, plan
                 assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
-        experiment = await store.get_experiment(experiment_id)
+        experiment = await store.experiments.get(experiment_id)
         assert experiment is not None and experiment.counts["done"] == total
     finally:
         await store.close()
@@ -404,14 +404,14 @@ async def test_every_change_is_committed_before_the_call_returns(store: Store) -
 
         experiment_id, (a, b) = await make(store, 2)
         assert other.execute("SELECT COUNT(*) FROM jobs WHERE experiment_id = ?", (experiment_id,)).fetchone() == (2,)
-        await store.mark_running([a, b])
+        await store.jobs.mark_running([a, b])
         assert status_of(a) == "running"
-        image_id = await store.complete_job(a, new_image("a.png"))
+        image_id = await store.jobs.complete(a, new_image("a.png"))
         assert status_of(a) == "done"
         assert other.execute("SELECT job_id FROM images WHERE id = ?", (image_id,)).fetchone() == (a,)
-        await store.requeue([b], count_attempt=True)
+        await store.jobs.requeue([b], count_attempt=True)
         assert status_of(b) == "queued"
-        await store.cancel_experiment(experiment_id)
+        await store.experiments.cancel(experiment_id)
         assert status_of(b) == "cancelled"
 
 
@@ -420,43 +420,43 @@ async def test_concurrent_calls_do_not_trip_over_each_other(store: Store) -> Non
     all_jobs = [job for _experiment, jobs in created for job in jobs]
 
     async def work(n: int, job_id: int) -> None:
-        await store.mark_running([job_id])
-        await store.get_experiment(created[n % 10][0])
+        await store.jobs.mark_running([job_id])
+        await store.experiments.get(created[n % 10][0])
         if n % 3:
-            await store.complete_job(job_id, new_image(f"{job_id}.png"))
+            await store.jobs.complete(job_id, new_image(f"{job_id}.png"))
         else:
-            await store.requeue([job_id], count_attempt=True)
+            await store.jobs.requeue([job_id], count_attempt=True)
 
     await asyncio.gather(*(work(n, job_id) for n, job_id in enumerate(all_jobs)))
-    counts = await store.count_jobs_by_status()
+    counts = await store.jobs.count_by_status()
     requeued = len([n for n in range(len(all_jobs)) if n % 3 == 0])
     assert counts == {"queued": requeued, "running": 0, "done": 200 - requeued, "failed": 0, "cancelled": 0}
-    assert len(await store.queued_jobs()) == requeued
+    assert len(await store.jobs.queued()) == requeued
 
 
 async def test_drop_image_and_requeue(store: Store) -> None:
     experiment_id, (kept, lost) = await make(store, 2)
     await finish(store, kept, "kept.png")
     image_id = await finish(store, lost, "lost.png")
-    await store.set_annotations(image_id, "tagger", {"tags": "sky, sea"})
+    await store.annotations.save(image_id, "tagger", {"tags": "sky, sea"})
 
-    assert await store.drop_image_and_requeue(image_id, reason="image file missing at start") == lost
-    assert await store.get_image(image_id) is None
-    assert await store.get_annotations(image_id) == []
-    job = await store.get_job(lost)
+    assert await store.images.drop_and_requeue(image_id, reason="image file missing at start") == lost
+    assert await store.images.get(image_id) is None
+    assert await store.annotations.get(image_id) == []
+    job = await store.jobs.get(lost)
     assert job is not None
     assert (job.status, job.image_id, job.finished_at) == ("queued", None, None)
     assert job.last_error == "image file missing at start"
-    assert [q.job_id for q in await store.queued_jobs()] == [lost]
-    assert await store.drop_image_and_requeue(image_id) is None
-    assert [row[1] for row in await store.image_files()] == [kept]
+    assert [q.job_id for q in await store.jobs.queued()] == [lost]
+    assert await store.images.drop_and_requeue(image_id) is None
+    assert [row[1] for row in await store.images.files()] == [kept]
 
     # A lost image of a cancelled experiment is not generated again.
     cancelled, (done_job,) = await make(store, 1)
     cancelled_image = await finish(store, done_job, "cancelled.png")
-    await store.cancel_experiment(cancelled)
-    assert await store.drop_image_and_requeue(cancelled_image) == done_job
-    job = await store.get_job(done_job)
+    await store.experiments.cancel(cancelled)
+    assert await store.images.drop_and_requeue(cancelled_image) == done_job
+    job = await store.jobs.get(done_job)
     assert job is not None and job.status == "cancelled"
     assert experiment_id != cancelled
 
@@ -464,36 +464,36 @@ async def test_drop_image_and_requeue(store: Store) -> None:
 async def test_annotations_and_tokens(store: Store) -> None:
     _experiment, (job_id,) = await make(store, 1)
     image_id = await finish(store, job_id, "x.png")
-    await store.set_annotations(image_id, "tagger", {"tags": "sky", "nsfw": "false"})
-    await store.set_annotations(image_id, "tagger", {"tags": "sky, sea"})
-    annotations = await store.get_annotations(image_id)
+    await store.annotations.save(image_id, "tagger", {"tags": "sky", "nsfw": "false"})
+    await store.annotations.save(image_id, "tagger", {"tags": "sky, sea"})
+    annotations = await store.annotations.get(image_id)
     assert [(a.plugin, a.key, a.value) for a in annotations] == [
         ("tagger", "nsfw", "false"),
         ("tagger", "tags", "sky, sea"),
     ]
 
-    token = await store.add_token("phone", "hash-1")
+    token = await store.tokens.add("phone", "hash-1")
     assert (token.name, token.token_hash, token.revoked_at) == ("phone", "hash-1", None)
     assert "token_hash" not in token.to_dict()
     with pytest.raises(sqlite3.IntegrityError):
-        await store.add_token("again", "hash-1")
-    await store.touch_token(token.id)
-    found = await store.find_active_token("hash-1")
+        await store.tokens.add("again", "hash-1")
+    await store.tokens.touch(token.id)
+    found = await store.tokens.find_active("hash-1")
     assert found is not None and found.id == token.id and found.last_used_at is not None
-    assert await store.revoke_token(token.id) is True
-    assert await store.revoke_token(token.id) is False
-    assert await store.find_active_token("hash-1") is None
-    assert [t.revoked_at is not None for t in await store.list_tokens()] == [True]
+    assert await store.tokens.revoke(token.id) is True
+    assert await store.tokens.revoke(token.id) is False
+    assert await store.tokens.find_active("hash-1") is None
+    assert [t.revoked_at is not None for t in await store.tokens.all()] == [True]
 
 
 async def test_rows_are_msgpack_safe(store: Store) -> None:
     experiment_id, (job_id,) = await make(store, 1)
     image_id = await finish(store, job_id, "x.png")
-    await store.set_annotations(image_id, "tagger", {"tags": "sky"})
-    token = await store.add_token("cli", "h")
-    experiment = await store.get_experiment(experiment_id)
-    job = await store.get_job(job_id)
-    image = await store.get_image(image_id)
+    await store.annotations.save(image_id, "tagger", {"tags": "sky"})
+    token = await store.tokens.add("cli", "h")
+    experiment = await store.experiments.get(experiment_id)
+    job = await store.jobs.get(job_id)
+    image = await store.images.get(image_id)
     assert experiment is not None and job is not None and image is not None
 
     rows: list[Any] = [
@@ -501,7 +501,7 @@ async def test_rows_are_msgpack_safe(store: Store) -> None:
         job,
         image,
         token,
-        *await store.get_annotations(image_id),
+        *await store.annotations.get(image_id),
         new_image("y.png"),
     ]
     for row in rows:
@@ -510,7 +510,7 @@ async def test_rows_are_msgpack_safe(store: Store) -> None:
     shape = experiment.to_dict()
     assert shape["status"] == "done" and shape["counts"]["done"] == 1 and shape["spec"] == {"axes": {"seed": [0]}}
     queued_experiment, _ = await make(store, 1)
-    queued = (await store.queued_jobs())[0]
+    queued = (await store.jobs.queued())[0]
     assert queued.experiment_id == queued_experiment
     assert msgpack.unpackb(msgpack.packb(queued.to_dict())) == queued.to_dict()
 
@@ -522,7 +522,7 @@ async def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
     await store.close()
     assert not store.is_open
     with pytest.raises(StoreError, match="closed"):
-        await store.get_experiment(1)
+        await store.experiments.get(1)
 
 
 async def test_a_cancelled_call_never_leaves_half_a_transaction(store: Store) -> None:
@@ -536,5 +536,5 @@ async def test_a_cancelled_call_never_leaves_half_a_transaction(store: Store) ->
 
     # The connection is usable, and every experiment that exists has all of its jobs.
     experiment_id, _ = await make(store, 3, name="after")
-    for row in await store.list_experiments(100, 0):
+    for row in await store.experiments.page(100, 0):
         assert row.counts["total"] == (3 if row.id == experiment_id else 50)

@@ -36,7 +36,7 @@ class LanMethods:
     async def list_devices(self, ctx: RpcContext, params: NoParams) -> dict[str, Any]:
         """Paired devices: id, name, created, last used, revoked, open connections. Never the token."""
         self._require_local(ctx)
-        rows = await ctx.services.store.list_tokens()
+        rows = await ctx.services.store.tokens.all()
         devices = [
             {
                 "id": row.id,
@@ -53,8 +53,8 @@ class LanMethods:
     async def revoke(self, ctx: RpcContext, params: RevokeParams) -> dict[str, Any]:
         """Revoke a device token and close its open connections at once."""
         self._require_local(ctx)
-        revoked = await ctx.services.store.revoke_token(params.token_id)
-        if not revoked and not any(row.id == params.token_id for row in await ctx.services.store.list_tokens()):
+        revoked = await ctx.services.store.tokens.revoke(params.token_id)
+        if not revoked and not any(row.id == params.token_id for row in await ctx.services.store.tokens.all()):
             raise RpcError("not_found", f"no device token {params.token_id}", {"token_id": params.token_id})
         closed = await self._access.connections.close_token(params.token_id)
         return {"token_id": params.token_id, "revoked": revoked, "closed_connections": closed}

@@ -158,7 +158,7 @@ async def convergence(ctx: RpcContext, params: ConvergenceParams) -> dict[str, A
 
 async def cfg(ctx: RpcContext, params: CfgParams) -> dict[str, Any]:
     """A CFG sweep from an existing image: the same params and seed, one image per CFG scale."""
-    image = await ctx.services.store.get_image(params.image_id)
+    image = await ctx.services.store.images.get(params.image_id)
     if image is None:
         raise RpcError("not_found", f"no image {params.image_id}")
     try:
@@ -177,16 +177,16 @@ async def cfg(ctx: RpcContext, params: CfgParams) -> dict[str, Any]:
 
 async def list_experiments(ctx: RpcContext, params: ListParams) -> dict[str, Any]:
     """Experiments, newest first, with their job counts."""
-    rows = await ctx.services.store.list_experiments(params.limit, params.offset)
+    rows = await ctx.services.store.experiments.page(params.limit, params.offset)
     return {"experiments": [experiment_shape(row) for row in rows]}
 
 
 async def get(ctx: RpcContext, params: GetParams) -> dict[str, Any]:
     """One experiment with its spec, counts and jobs."""
-    row = await ctx.services.store.get_experiment(params.experiment_id)
+    row = await ctx.services.store.experiments.get(params.experiment_id)
     if row is None:
         raise _not_found(params.experiment_id)
-    jobs = await ctx.services.store.list_jobs(params.experiment_id, params.jobs_limit, 0)
+    jobs = await ctx.services.store.jobs.page(params.experiment_id, params.jobs_limit, 0)
     return {"experiment": experiment_shape(row), "jobs": [job.to_dict() for job in jobs]}
 
 

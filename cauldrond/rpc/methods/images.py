@@ -26,7 +26,7 @@ class GetParams(BaseModel):
 
 async def list_images(ctx: RpcContext, params: ListParams) -> dict[str, Any]:
     """Finished images in id order, optionally of one experiment; page with after_id."""
-    rows = await ctx.services.store.list_images(
+    rows = await ctx.services.store.images.page(
         experiment_id=params.experiment_id, limit=params.limit, after_id=params.after_id
     )
     return {"images": [image_shape(ctx.services, row) for row in rows]}
@@ -34,7 +34,7 @@ async def list_images(ctx: RpcContext, params: ListParams) -> dict[str, Any]:
 
 async def get(ctx: RpcContext, params: GetParams) -> dict[str, Any]:
     """One image's record: params, seed, hash, timings, file and URL."""
-    row = await ctx.services.store.get_image(params.image_id)
+    row = await ctx.services.store.images.get(params.image_id)
     if row is None:
         raise RpcError("not_found", f"no image {params.image_id}")
     return {"image": image_shape(ctx.services, row)}
@@ -46,7 +46,7 @@ class RerunParams(GetParams):
 
 async def rerun(ctx: RpcContext, params: RerunParams) -> dict[str, Any]:
     """Queue an exact repeat of an image: the same params and seed. On CPU the repeat is pixel-identical."""
-    row = await ctx.services.store.get_image(params.image_id)
+    row = await ctx.services.store.images.get(params.image_id)
     if row is None:
         raise RpcError("not_found", f"no image {params.image_id}")
     experiment, job_ids = await ctx.services.experiments.create(

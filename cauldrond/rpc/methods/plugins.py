@@ -55,12 +55,12 @@ class ImageParams(BaseModel):
 async def get_annotations(ctx: RpcContext, params: ImageParams) -> dict[str, Any]:
     """What post-processors stored for one image, by plugin, and each plugin's latest run (ok, failed, timeout)."""
     store = ctx.services.store
-    if await store.get_image(params.image_id) is None:
+    if await store.images.get(params.image_id) is None:
         raise RpcError("not_found", f"no image {params.image_id}")
     by_plugin: dict[str, dict[str, str]] = {}
-    for row in await store.get_annotations(params.image_id):
+    for row in await store.annotations.get(params.image_id):
         by_plugin.setdefault(row.plugin, {})[row.key] = row.value
-    runs = [run.to_dict() for run in await store.get_plugin_runs(params.image_id)]
+    runs = [run.to_dict() for run in await store.plugin_runs.get(params.image_id)]
     return {"image_id": params.image_id, "annotations": by_plugin, "runs": runs}
 
 
@@ -83,7 +83,7 @@ class SearchParams(BaseModel):
 async def search(ctx: RpcContext, params: SearchParams) -> dict[str, Any]:
     """Images whose annotations (e.g. a tagger's description and tags) contain every query word, case-insensitive,
     and the tag if one is given; ascending id, page with after_id."""
-    rows = await ctx.services.store.search_images(
+    rows = await ctx.services.store.annotations.search_images(
         words=params.query.split(), tag=params.tag.strip() if params.tag else None, limit=params.limit,
         after_id=params.after_id,
     )  # fmt: skip
@@ -150,18 +150,18 @@ async def _export_target(
     store = services.store
     images_dir = services.settings.images_dir
     if params.image_id is not None:
-        row = await store.get_image(params.image_id)
+        row = await store.images.get(params.image_id)
         if row is None:
             raise RpcError("not_found", f"no image {params.image_id}")
         return None, [image_record(row, images_dir)]
     assert params.experiment_id is not None
-    experiment = await store.get_experiment(params.experiment_id)
+    experiment = await store.experiments.get(params.experiment_id)
     if experiment is None:
         raise RpcError("not_found", f"no experiment {params.experiment_id}")
     images: list[dict[str, Any]] = []
     after = 0
     while True:
-        rows = await store.list_images(experiment_id=experiment.id, limit=1000, after_id=after)
+        rows = await store.images.page(experiment_id=experiment.id, limit=1000, after_id=after)
         images += [image_record(row, images_dir) for row in rows]
         if len(rows) < 1000:
             break

@@ -24,7 +24,7 @@ async def info(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
     services = ctx.services
     provider = services.providers.default
     hardware = await asyncio.to_thread(provider.hardware_info)
-    counts = await services.store.count_jobs_by_status()
+    counts = await services.store.jobs.count_by_status()
     return {
         "version": __version__,
         "api_version": API_VERSION,

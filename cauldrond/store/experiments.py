@@ -1,0 +1,118 @@
+"""Experiments: creation with all their jobs, lookups with job counts, priority and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cauldrond.store.database import Database, StoreError, changed_rows, dumps, fetch_all, fetch_one
+from cauldrond.store.rows import ExperimentRow
+from cauldrond.store.timestamps import utc_now
+
+# Counts per status, derived from the jobs on every read so they can never disagree with them.
+_WITH_COUNTS = (
+    "SELECT e.id, e.name, e.kind, e.spec, e.priority, e.created_at, e.updated_at, e.cancelled_at, "
+    "COUNT(j.id) AS total, "
+    "COALESCE(SUM(j.status = 'queued'), 0) AS queued, "
+    "COALESCE(SUM(j.status = 'running'), 0) AS running, "
+    "COALESCE(SUM(j.status = 'done'), 0) AS done, "
+    "COALESCE(SUM(j.status = 'failed'), 0) AS failed, "
+    "COALESCE(SUM(j.status = 'cancelled'), 0) AS cancelled "
+)
+
+
+class ExperimentRepository:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def create(
+        self,
+        *,
+        name: str,
+        kind: str,
+        spec: Mapping[str, Any],
+        priority: int,
+        cells: Sequence[Mapping[str, Any]],
+        run_order: Sequence[int] | None = None,
+    ) -> tuple[int, list[int]]:
+        """Insert the experiment and one queued job per cell (``idx`` = position) in one transaction.
+        ``run_order[i]`` is cell i's place in the run (the planner's order); by default the index order."""
+        if not cells:
+            raise StoreError("an experiment needs at least one cell")
+        order = list(range(len(cells))) if run_order is None else list(run_order)
+        if sorted(order) != list(range(len(cells))):
+            raise StoreError("run_order must be a permutation of the cell indexes")
+        # Encoding thousands of cells is CPU work: keep it off the event loop and outside the lock.
+        spec_json, cell_json = await asyncio.to_thread(lambda: (dumps(spec), [dumps(c) for c in cells]))
+        now = utc_now()
+        async with self._database.write() as db:
+            cursor = await db.execute(
+                "INSERT INTO experiments (name, kind, spec, priority, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, kind, spec_json, int(priority), now, now),
+            )
+            experiment_id = int(cursor.lastrowid)
+            await cursor.close()
+            await db.executemany(
+                "INSERT INTO jobs (experiment_id, idx, run_order, params, status, created_at) "
+                "VALUES (?, ?, ?, ?, 'queued', ?)",
+                [(experiment_id, idx, order[idx], params, now) for idx, params in enumerate(cell_json)],
+            )
+            rows = await fetch_all(db, "SELECT id FROM jobs WHERE experiment_id = ? ORDER BY idx", (experiment_id,))
+        return experiment_id, [int(row[0]) for row in rows]
+
+    async def get(self, experiment_id: int) -> ExperimentRow | None:
+        async with self._database.read() as db:
+            row = await fetch_one(
+                db,
+                _WITH_COUNTS + "FROM experiments e LEFT JOIN jobs j ON j.experiment_id = e.id "
+                "WHERE e.id = ? GROUP BY e.id",
+                (int(experiment_id),),
+            )
+        return ExperimentRow.from_row(row) if row is not None else None
+
+    async def page(self, limit: int, offset: int) -> list[ExperimentRow]:
+        """Newest first."""
+        async with self._database.read() as db:
+            rows = await fetch_all(
+                db,
+                _WITH_COUNTS + "FROM (SELECT * FROM experiments ORDER BY id DESC LIMIT ? OFFSET ?) e "
+                "LEFT JOIN jobs j ON j.experiment_id = e.id GROUP BY e.id ORDER BY e.id DESC",
+                (int(limit), int(offset)),
+            )
+        return [ExperimentRow.from_row(row) for row in rows]
+
+    async def set_priority(self, experiment_id: int, priority: int) -> bool:
+        async with self._database.write() as db:
+            changed = await changed_rows(
+                db,
+                "UPDATE experiments SET priority = ?, updated_at = ? WHERE id = ?",
+                (int(priority), utc_now(), int(experiment_id)),
+            )
+        return bool(changed)
+
+    async def cancel(self, experiment_id: int) -> tuple[list[int], list[int]] | None:
+        """Cancel the queued jobs and mark the experiment cancelled. Returns (cancelled job ids, running job
+        ids); the running ones are the engine's to stop. None if there is no such experiment."""
+        now = utc_now()
+        async with self._database.write() as db:
+            found = await changed_rows(
+                db,
+                "UPDATE experiments SET cancelled_at = COALESCE(cancelled_at, ?), updated_at = ? WHERE id = ?",
+                (now, now, int(experiment_id)),
+            )
+            if not found:
+                return None
+            cancelled = await fetch_all(
+                db,
+                "UPDATE jobs SET status = 'cancelled', finished_at = ? "
+                "WHERE experiment_id = ? AND status = 'queued' RETURNING id",
+                (now, int(experiment_id)),
+            )
+            running = await fetch_all(
+                db,
+                "SELECT id FROM jobs WHERE experiment_id = ? AND status = 'running' ORDER BY idx",
+                (int(experiment_id),),
+            )
+        return sorted(int(row[0]) for row in cancelled), [int(row[0]) for row in running]

@@ -1,0 +1,78 @@
+"""Images: the rows that point at committed PNG files, and the lookups recovery and the planner need."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from cauldrond.store.database import Database, StoreError, fetch_all, fetch_one, id_list, touch_experiments
+from cauldrond.store.rows import ImageRow
+from cauldrond.store.timestamps import utc_now
+
+
+def check_relative_path(path: str) -> None:
+    parts = PurePosixPath(path).parts
+    if not parts or path.startswith("/") or "\\" in path or ".." in parts or ":" in parts[0]:
+        raise StoreError(f"image path must be relative to the images folder and stay inside it, got {path!r}")
+
+
+class ImageRepository:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def get(self, image_id: int) -> ImageRow | None:
+        async with self._database.read() as db:
+            row = await fetch_one(db, "SELECT * FROM images WHERE id = ?", (int(image_id),))
+        return ImageRow.from_row(row) if row is not None else None
+
+    async def page(self, *, experiment_id: int | None, limit: int, after_id: int | None) -> list[ImageRow]:
+        """Images in ascending id after ``after_id`` (keyset pagination: each page is an index range seek)."""
+        after = int(after_id) if after_id is not None else 0
+        async with self._database.read() as db:
+            if experiment_id is None:
+                rows = await fetch_all(db, "SELECT * FROM images WHERE id > ? ORDER BY id LIMIT ?", (after, int(limit)))
+            else:
+                rows = await fetch_all(
+                    db,
+                    "SELECT * FROM images WHERE experiment_id = ? AND id > ? ORDER BY id LIMIT ?",
+                    (int(experiment_id), after, int(limit)),
+                )
+        return [ImageRow.from_row(row) for row in rows]
+
+    async def files(self) -> list[tuple[int, int, str, str]]:
+        """(image id, job id, relative path, sha256) of every image: what recovery checks on disk."""
+        async with self._database.read() as db:
+            rows = await fetch_all(db, "SELECT id, job_id, path, sha256 FROM images ORDER BY id")
+        return [(int(r[0]), int(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    async def recent_timings(self, limit: int) -> list[tuple[str, int, int, int, float]]:
+        """(model, steps, width, height, wall_time_s) of the latest images: the planner's duration estimates."""
+        async with self._database.read() as db:
+            rows = await fetch_all(
+                db,
+                "SELECT json_extract(params, '$.model'), json_extract(params, '$.steps'), "
+                "json_extract(params, '$.width'), json_extract(params, '$.height'), wall_time_s "
+                "FROM images WHERE wall_time_s > 0 ORDER BY id DESC LIMIT ?",
+                (int(limit),),
+            )
+        return [(str(r[0]), int(r[1]), int(r[2]), int(r[3]), float(r[4])) for r in rows]
+
+    async def drop_and_requeue(self, image_id: int, reason: str = "image file lost") -> int | None:
+        """Forget an image whose file is gone or damaged and put its job back in the queue (or cancelled, if
+        its experiment was cancelled). Returns the job id, or None if there is no such image."""
+        now = utc_now()
+        async with self._database.write() as db:
+            row = await fetch_one(db, "DELETE FROM images WHERE id = ? RETURNING job_id", (int(image_id),))
+            if row is None:
+                return None
+            job_id = int(row[0])
+            await db.execute(
+                "UPDATE jobs SET last_error = ?, started_at = NULL, "
+                "status = CASE WHEN (SELECT cancelled_at FROM experiments WHERE id = jobs.experiment_id) "
+                "IS NULL THEN 'queued' ELSE 'cancelled' END, "
+                "finished_at = CASE WHEN (SELECT cancelled_at FROM experiments "
+                "WHERE id = jobs.experiment_id) IS NULL THEN NULL ELSE ? END "
+                "WHERE id = ?",
+                (reason, now, job_id),
+            )
+            await touch_experiments(db, id_list([job_id]), now)
+        return job_id
