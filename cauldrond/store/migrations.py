@@ -156,6 +156,23 @@ async def _plugin_runs(db: aiosqlite.Connection) -> None:
     )
 
 
+async def _crash_guard(db: aiosqlite.Connection) -> None:
+    # The crash guard (docs/architecture.md, Durability). suspect: was running when the daemon died, so it runs
+    # alone until it finishes; strikes: deaths while it ran alone with its own work begun; solo_at_work_at: when
+    # that work began in the current run (the evidence, cleared at each start); backoff_batches and not_before
+    # (epoch seconds): a struck suspect waits for that many other batches and that time.
+    await _run(
+        db,
+        "ALTER TABLE jobs ADD COLUMN suspect INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN strikes INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN solo_at_work_at TEXT",
+        "ALTER TABLE jobs ADD COLUMN backoff_batches INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN not_before REAL NOT NULL DEFAULT 0",
+        # Each batch start counts down the few waiting suspects; this keeps that O(waiting).
+        "CREATE INDEX jobs_backing_off ON jobs (id) WHERE backoff_batches > 0",
+    )
+
+
 # Append only. The name is the identity recorded in the database.
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_experiments_and_jobs", _experiments_and_jobs),
@@ -164,6 +181,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0004_query_indexes", _query_indexes),
     ("0005_job_run_order", _job_run_order),
     ("0006_plugin_runs", _plugin_runs),
+    ("0007_crash_guard", _crash_guard),
 )
 
 

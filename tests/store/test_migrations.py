@@ -26,6 +26,11 @@ EXPECTED_COLUMNS = {
         "started_at",
         "finished_at",
         "run_order",
+        "suspect",
+        "strikes",
+        "solo_at_work_at",
+        "backoff_batches",
+        "not_before",
     ],
     "images": [
         "id",
@@ -50,6 +55,7 @@ EXPECTED_INDEXES = {
     "jobs_by_experiment_status",
     "images_by_experiment",
     "plugin_runs_by_plugin_status",
+    "jobs_backing_off",
 }
 
 
