@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from cauldrond.store.database import Database, StoreError, fetch_all, fetch_one, id_list, touch_experiments
+from cauldrond.store.integrity import ImageFile
 from cauldrond.store.rows import ImageRow
 from cauldrond.store.timestamps import utc_now
 
@@ -38,11 +39,11 @@ class ImageRepository:
                 )
         return [ImageRow.from_row(row) for row in rows]
 
-    async def files(self) -> list[tuple[int, int, str, str]]:
-        """(image id, job id, relative path, sha256) of every image: what recovery checks on disk."""
+    async def files(self) -> list[ImageFile]:
+        """Every image's file as recorded (path, sha256, size): what recovery and ``images.verify`` check."""
         async with self._database.read() as db:
-            rows = await fetch_all(db, "SELECT id, job_id, path, sha256 FROM images ORDER BY id")
-        return [(int(r[0]), int(r[1]), str(r[2]), str(r[3])) for r in rows]
+            rows = await fetch_all(db, "SELECT id, job_id, path, sha256, size_bytes FROM images ORDER BY id")
+        return [ImageFile(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
 
     async def recent_timings(self, limit: int) -> list[tuple[str, int, int, int, float]]:
         """(model, steps, width, height, wall_time_s) of the latest images: the planner's duration estimates."""

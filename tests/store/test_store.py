@@ -338,7 +338,13 @@ async def test_list_images_pages_by_id(store: Store) -> None:
     ]
 
     files = await store.images.files()
-    assert files[0] == (ids[0], first_jobs[0], "0.png", "ab" * 32)
+    assert (files[0].image_id, files[0].job_id, files[0].path, files[0].sha256, files[0].size_bytes) == (
+        ids[0],
+        first_jobs[0],
+        "0.png",
+        "ab" * 32,
+        1234,
+    )
 
 
 async def test_list_images_stays_an_index_seek_with_100k_rows(tmp_path: Path) -> None:
@@ -449,7 +455,7 @@ async def test_drop_image_and_requeue(store: Store) -> None:
     assert job.last_error == "image file missing at start"
     assert [q.job_id for q in await store.jobs.queued()] == [lost]
     assert await store.images.drop_and_requeue(image_id) is None
-    assert [row[1] for row in await store.images.files()] == [kept]
+    assert [image.job_id for image in await store.images.files()] == [kept]
 
     # A lost image of a cancelled experiment is not generated again.
     cancelled, (done_job,) = await make(store, 1)
