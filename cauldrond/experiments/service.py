@@ -11,6 +11,7 @@ from cauldrond.engine import Engine
 from cauldrond.events import EventBus
 from cauldrond.experiments.cells import SpecError, expand_cells, resolved_axes_spec
 from cauldrond.experiments.planner import Timing, estimate_seconds, in_run_order, plan_cost, plan_order
+from cauldrond.experiments.seeds import fix_seeds
 from cauldrond.providers.base import SamplerInfo
 from cauldrond.providers.registry import ProviderRegistry
 from cauldrond.queue import JobQueue, QueuedJob
@@ -24,6 +25,7 @@ class PreparedExperiment:
     cells: list[dict[str, Any]]
     order: list[int]  # order[i]: run position of cell i
     resolved_axes: list[dict[str, Any]]
+    seed: int  # every cell without a seed of its own uses it; -1 when each cell drew its own (vary_seed)
 
 
 class ExperimentService:
@@ -49,14 +51,19 @@ class ExperimentService:
         base: Mapping[str, Any],
         axes: Mapping[str, Any] | None = None,
         cells: Sequence[Mapping[str, Any]] | None = None,
+        vary_seed: bool = False,
     ) -> PreparedExperiment:
-        """Expand and validate every cell and plan their order; nothing is stored. Raises SpecError."""
+        """Expand and validate every cell and plan their order; nothing is stored. Raises SpecError.
+        Seeds of -1 become one seed for the whole experiment unless ``vary_seed`` (see experiments/seeds.py)."""
+        fixed = fix_seeds(base, axes, cells, vary_seed=vary_seed)
         # Thousands of pydantic validations would stall RPC; they run on a worker thread.
-        expanded = await asyncio.to_thread(expand_cells, base, axes=axes, cells=cells, max_cells=self._max_cells)
+        expanded = await asyncio.to_thread(
+            expand_cells, fixed.base, axes=fixed.axes, cells=fixed.cells, max_cells=self._max_cells
+        )
         await self._check_against_providers(expanded, axes or {})
-        resolved = resolved_axes_spec(axes) if axes else []
+        resolved = resolved_axes_spec(fixed.axes) if fixed.axes else []
         order = plan_order(expanded, loaded_model=self._engine.last_model)
-        return PreparedExperiment(expanded, order, resolved)
+        return PreparedExperiment(expanded, order, resolved, fixed.seed)
 
     async def create(
         self,
@@ -67,15 +74,18 @@ class ExperimentService:
         axes: Mapping[str, Any] | None = None,
         cells: Sequence[Mapping[str, Any]] | None = None,
         priority: int = 0,
+        vary_seed: bool = False,
     ) -> tuple[ExperimentRow, list[int]]:
         """Validate every cell, commit the experiment with its jobs, then queue and announce it.
         Raises SpecError before anything is stored."""
-        prepared = await self.prepare(base, axes, cells)
+        prepared = await self.prepare(base, axes, cells, vary_seed)
         spec = {
             "base": dict(base),
             "axes": dict(axes or {}),
             "resolved_axes": prepared.resolved_axes,
             "cells": [dict(c) for c in cells or []],
+            "seed": prepared.seed,
+            "vary_seed": vary_seed,
         }
         experiment_id, job_ids = await self._store.experiments.create(
             name=name, kind=kind, spec=spec, priority=priority, cells=prepared.cells, run_order=prepared.order
@@ -97,9 +107,10 @@ class ExperimentService:
         axes: Mapping[str, Any] | None,
         cells: Sequence[Mapping[str, Any]] | None,
         max_batch_size: int,
+        vary_seed: bool = False,
     ) -> dict[str, Any]:
         """What creating this experiment would do: cells, resolved axes, model loads, batches, duration."""
-        prepared = await self.prepare(base, axes, cells)
+        prepared = await self.prepare(base, axes, cells, vary_seed)
         ordered = in_run_order(prepared.cells, prepared.order)
         cost = plan_cost(ordered, max_batch_size, loaded_model=self._engine.last_model)
         history = [Timing(*row) for row in await self._store.images.recent_timings(limit=500)]

@@ -15,6 +15,11 @@ from cauldrond.rpc.protocol import RpcError
 from cauldrond.rpc.registry import MethodRegistry
 
 Priority = Field(default=0, ge=-1000, le=1000, description="Higher runs first")
+VarySeed = Field(
+    default=False,
+    description="Draw a random seed per cell for every seed of -1 (A1111's 'Keep -1 for seeds'); by default a -1 "
+    "seed is drawn once and shared by every cell, and each -1 of a seed axis once per axis value",
+)
 
 
 class GenerateParams(GenerationParams):
@@ -34,6 +39,7 @@ class CreateParams(BaseModel):
     )
     cells: list[dict[str, Any]] | None = Field(default=None, description="Partial params merged over base")
     priority: int = Priority
+    vary_seed: bool = VarySeed
 
 
 AxisValues = list[Any] | str
@@ -47,6 +53,7 @@ class PlanParams(BaseModel):
     axes: dict[str, AxisValues] | None = None
     cells: list[dict[str, Any]] | None = None
     priority: int = Priority
+    vary_seed: bool = VarySeed
 
 
 class ConvergenceParams(BaseModel):
@@ -57,8 +64,11 @@ class ConvergenceParams(BaseModel):
     models: AxisValues = Field(description="Model names, a list or CSV string")
     samplers: AxisValues = Field(description="Sampler names, a list or CSV string")
     steps: AxisValues = Field(description="Step counts: a list or a range such as '10-40 [4]'")
-    seeds: AxisValues = Field(default_factory=lambda: [-1], description="Seeds: a list or range; -1 is random")
+    seeds: AxisValues = Field(
+        default_factory=lambda: [-1], description="Seeds: a list or range; -1 is random (drawn once, see vary_seed)"
+    )
     priority: int = Priority
+    vary_seed: bool = VarySeed
 
 
 class CfgParams(BaseModel):
@@ -67,6 +77,9 @@ class CfgParams(BaseModel):
     cfg: AxisValues = Field(description="CFG scales: a list or a range such as '3-12 [4]'")
     name: str = Field(default="", max_length=200)
     priority: int = Priority
+    vary_seed: bool = Field(
+        default=False, description="Give each cell a random seed instead of the image's (then cells differ in seed)"
+    )
 
 
 class ExperimentId(BaseModel):
@@ -119,6 +132,7 @@ async def create(ctx: RpcContext, params: CreateParams) -> dict[str, Any]:
             axes=params.axes,
             cells=params.cells,
             priority=params.priority,
+            vary_seed=params.vary_seed,
         )
     except SpecError as exc:
         raise _spec_error(exc) from exc
@@ -130,7 +144,7 @@ async def plan(ctx: RpcContext, params: PlanParams) -> dict[str, Any]:
     use, and an estimated duration from this machine's recorded timings. Nothing is stored."""
     try:
         return await ctx.services.experiments.plan(
-            params.base, params.axes, params.cells, ctx.services.settings.max_batch_size
+            params.base, params.axes, params.cells, ctx.services.settings.max_batch_size, params.vary_seed
         )
     except SpecError as exc:
         raise _spec_error(exc) from exc
@@ -149,7 +163,12 @@ async def convergence(ctx: RpcContext, params: ConvergenceParams) -> dict[str, A
             seeds=params.seeds,
         )
         experiment, _ = await ctx.services.experiments.create(
-            name=params.name or "convergence", kind="convergence", base=base, axes=axes, priority=params.priority
+            name=params.name or "convergence",
+            kind="convergence",
+            base=base,
+            axes=axes,
+            priority=params.priority,
+            vary_seed=params.vary_seed,
         )
     except SpecError as exc:
         raise _spec_error(exc) from exc
@@ -162,13 +181,14 @@ async def cfg(ctx: RpcContext, params: CfgParams) -> dict[str, Any]:
     if image is None:
         raise RpcError("not_found", f"no image {params.image_id}")
     try:
-        base, axes = cfg_spec(image_params=image.params, cfg=params.cfg)
+        base, axes = cfg_spec(image_params=image.params, cfg=params.cfg, vary_seed=params.vary_seed)
         experiment, _ = await ctx.services.experiments.create(
             name=params.name or f"cfg sweep of image {image.id}",
             kind="cfg",
             base=base,
             axes=axes,
             priority=params.priority,
+            vary_seed=params.vary_seed,
         )
     except SpecError as exc:
         raise _spec_error(exc) from exc
