@@ -1,28 +1,31 @@
-"""Watching experiments: live progress from events, with counts that always come from the daemon.
+"""What a watcher knows about the experiments it watches: counts from the daemon, step progress from events.
 
 Events say *that* something changed; ``experiments.get`` says *what the counts are*. Counting events instead
 would double-count cells finished between subscribing and the first snapshot, and drift after dropped
-events, so every job or experiment event only marks its experiment for a (throttled) refresh, and a slow
-poll catches anything the events missed. Step progress (``job.progress``) is display-only, from events.
+events, so every job or experiment event only marks its experiment for a refresh. Step progress
+(``job.progress``) is display-only, from events. Pure state with no I/O, so it is tested by feeding it dicts;
+``watching.py`` draws it.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
-from cauldron_client.client import Client
 from cauldron_client.events import DROPPED, Event
 
 TERMINAL_STATUSES = frozenset({"done", "failed", "cancelled"})
 UNFINISHED_STATUSES = frozenset({"queued", "running"})
-REFRESH_MIN_INTERVAL_S = 0.25  # at most four experiments.get per experiment and second while images pour in
-POLL_INTERVAL_S = 5.0  # the safety net for missed events
 _JOB_END_EVENTS = frozenset({"job.done", "job.failed", "job.cancelled", "job.requeued"})
 _EXPERIMENT_EVENTS = frozenset({"experiment.finished", "experiment.cancelled", "experiment.priority"})
+
+# Exit codes of `cauldronctl watch` and of `--watch` (documented in clients/README.md, "Exit codes").
+EXIT_DONE = 0  # every watched cell finished
+EXIT_FAILED = 1  # at least one cell failed
+EXIT_CANCELLED = 3  # an experiment was cancelled (takes precedence over failed cells)
+EXIT_INTERRUPTED = 130  # Ctrl-C: watching stopped, the experiments keep running (128 + SIGINT, as shells do)
 
 
 @dataclass
@@ -44,6 +47,18 @@ class ExperimentState:
     def settled(self) -> int:
         return self.count("done") + self.count("failed") + self.count("cancelled")
 
+    def summary(self) -> str:
+        """``experiment 12 (foxes) was cancelled: 3 done, 197 cancelled`` — what happened, in one line."""
+        label = f"experiment {self.id}" + (f" ({self.name})" if self.name else "")
+        counts = ", ".join(f"{self.count(k)} {k}" for k in ("done", "failed", "cancelled") if self.count(k))
+        if self.status == "cancelled":
+            verb = "was cancelled"
+        elif self.status == "failed" or self.count("failed"):
+            verb = "failed" if self.status == "failed" else "finished with failures"
+        else:
+            verb = "finished" if self.status == "done" else self.status
+        return f"{label} {verb}: {counts or 'no cells'}"
+
 
 @dataclass
 class StepState:
@@ -53,7 +68,7 @@ class StepState:
 
 
 class Progress:
-    """What the watcher knows; pure state with no I/O, so it can be tested by feeding it dicts."""
+    """The watched experiments' counts and the latest denoising step."""
 
     def __init__(self, experiment_ids: Iterable[int], clock: Callable[[], float] = time.monotonic) -> None:
         self.experiments = {eid: ExperimentState(eid) for eid in experiment_ids}
@@ -130,10 +145,16 @@ class Progress:
 
     @property
     def exit_code(self) -> int:
-        failed = self.failed > 0 or any(s.status == "failed" for s in self.experiments.values())
-        return 1 if failed else 0
+        states = self.experiments.values()
+        if any(s.status == "cancelled" for s in states):
+            return EXIT_CANCELLED
+        if self.failed > 0 or any(s.status == "failed" for s in states):
+            return EXIT_FAILED
+        return EXIT_DONE
 
     def current_step(self) -> StepState | None:
+        if self.all_finished:
+            return None
         if self._latest_job in self._steps:
             return self._steps[self._latest_job]
         return next(iter(self._steps.values()), None)
@@ -154,22 +175,28 @@ class Progress:
             return None
         return max(0, self.total - self.settled) / rate
 
-    def line(self, bar_width: int = 0) -> str:
-        total, settled = self.total, self.settled
-        parts = [f"{settled}/{total} cells"]
-        if bar_width > 0:
-            filled = round(bar_width * settled / total) if total else 0
-            parts[0] = "[" + "#" * filled + "." * (bar_width - filled) + "] " + parts[0]
-        if self.failed:
-            parts[0] += f" ({self.failed} failed)"
-        step = None if self.all_finished else self.current_step()
-        if step is not None and step.total:
-            parts.append(f"job {step.job_id} step {step.step}/{step.total}")
+    # -- text -----------------------------------------------------------------------------------------------
+
+    def cells_text(self) -> str:
+        text = f"{self.settled}/{self.total} cells"
+        return text + (f" ({self.failed} failed)" if self.failed else "")
+
+    def step_text(self) -> str:
+        step = self.current_step()
+        return f"step {step.step}/{step.total}" if step is not None and step.total else ""
+
+    def rate_text(self) -> str:
         rate = self.rate()
-        parts.append(f"{rate:.2f} img/s" if rate is not None else "-- img/s")
+        return f"{rate:.2f} img/s" if rate is not None else "-- img/s"
+
+    def eta_text(self) -> str:
         eta = self.eta_s()
-        parts.append("ETA " + (format_duration(eta) if eta is not None else "--"))
-        return " | ".join(parts)
+        return "ETA " + (format_duration(eta) if eta is not None else "--")
+
+    def line(self) -> str:
+        """The whole state as one plain line, for logs and pipes."""
+        parts = [self.cells_text(), self.step_text(), self.rate_text(), self.eta_text()]
+        return " | ".join(part for part in parts if part)
 
 
 def format_duration(seconds: float) -> str:
@@ -177,107 +204,3 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
-class Display:
-    """Redraws one line on a terminal; on a pipe or log file prints a line now and then instead."""
-
-    def __init__(self, stream: TextIO, tty: bool | None = None, line_interval_s: float = 10.0) -> None:
-        self.stream = stream
-        self.tty = stream.isatty() if tty is None else tty
-        self.line_interval_s = line_interval_s
-        self._last_draw = float("-inf")
-        self._last_text = ""
-
-    def render(self, progress: Progress, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.tty:
-            if force or now - self._last_draw >= 0.1:
-                self.stream.write("\r" + progress.line(bar_width=24) + "\x1b[K")
-                self.stream.flush()
-                self._last_draw = now
-            return
-        text = progress.line()
-        if force or (text != self._last_text and now - self._last_draw >= self.line_interval_s):
-            self.stream.write(text + "\n")
-            self.stream.flush()
-            self._last_draw, self._last_text = now, text
-
-    def message(self, text: str) -> None:
-        """A line that stays (an experiment finished), printed above the live line."""
-        self.stream.write(("\r\x1b[K" if self.tty else "") + text + "\n")
-        self.stream.flush()
-        self._last_draw = float("-inf")
-
-    def close(self, progress: Progress) -> None:
-        self.render(progress, force=self.tty or progress.line() != self._last_text)
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-async def unfinished_experiments(client: Client, page: int = 100) -> list[int]:
-    """Ids of every queued or running experiment, oldest first."""
-    ids: list[int] = []
-    offset = 0
-    while True:
-        result = await client.call("experiments.list", limit=page, offset=offset)
-        batch = result.get("experiments", [])
-        ids.extend(int(e["id"]) for e in batch if e.get("status") in UNFINISHED_STATUSES)
-        if len(batch) < page:
-            return sorted(set(ids))
-        offset += page
-
-
-async def watch(
-    client: Client,
-    experiment_ids: Iterable[int] | None = None,
-    *,
-    stream: TextIO | None = None,
-    tty: bool | None = None,
-    line_interval_s: float = 10.0,
-    on_event: Callable[[Event], None] | None = None,
-) -> Progress:
-    """Show progress until every watched experiment (default: all unfinished ones) has finished."""
-    display = Display(stream if stream is not None else sys.stderr, tty, line_interval_s)
-    async with client.events() as events:  # subscribed before the snapshot, so no change slips between
-        ids = list(experiment_ids) if experiment_ids is not None else await unfinished_experiments(client)
-        progress = Progress(ids)
-        if not ids:
-            return progress
-        for eid in ids:
-            await _refresh(client, progress, eid, display)
-        progress.mark_baseline()
-        dirty: set[int] = set()
-        last_refresh = last_poll = time.monotonic()
-        try:
-            while not progress.all_finished:
-                event = await events.next(max_wait=0.1 if display.tty else 1.0)
-                if event is not None:
-                    if on_event is not None:
-                        on_event(event)
-                    dirty |= progress.apply_event(event)
-                now = time.monotonic()
-                if now - last_poll >= POLL_INTERVAL_S:
-                    dirty |= {eid for eid, s in progress.experiments.items() if not s.finished}
-                    last_poll = now
-                if dirty and now - last_refresh >= REFRESH_MIN_INTERVAL_S:
-                    for eid in sorted(dirty):
-                        await _refresh(client, progress, eid, display)
-                    dirty.clear()
-                    last_refresh = now
-                display.render(progress)
-        finally:
-            display.close(progress)
-    return progress
-
-
-async def _refresh(client: Client, progress: Progress, experiment_id: int, display: Display) -> None:
-    state = progress.experiments[experiment_id]
-    was_finished = state.finished
-    result = await client.call("experiments.get", experiment_id=experiment_id, jobs_limit=1)
-    progress.update_experiment(result["experiment"])
-    if state.finished and not was_finished:
-        counts = ", ".join(f"{state.count(k)} {k}" for k in ("done", "failed", "cancelled") if state.count(k))
-        label = f"experiment {experiment_id}" + (f" ({state.name})" if state.name else "")
-        display.message(f"{label} {state.status}: {counts or 'no cells'}")

@@ -28,7 +28,8 @@ from cauldron_client.connection import (
     token_path,
 )
 from cauldron_client.errors import ConfigError, ConnectionFailed, RpcError
-from cauldron_client.progress import Display, Progress, format_duration
+from cauldron_client.progress import EXIT_CANCELLED, EXIT_DONE, EXIT_FAILED, Progress, format_duration
+from cauldron_client.watching import LineDisplay
 
 CLIENTS_DIR = Path(__file__).resolve().parents[1]
 
@@ -310,7 +311,7 @@ def test_counts_line_and_times() -> None:
 def test_client_imports_with_torch_and_diffusers_absent() -> None:
     code = (
         "import sys; sys.modules['torch'] = None; sys.modules['diffusers'] = None; "
-        "import cauldron_client, cauldron_client.cli, cauldron_client.progress; "
+        "import cauldron_client, cauldron_client.cli, cauldron_client.progress, cauldron_client.watching; "
         "assert 'cauldrond' not in sys.modules, 'the client imported the daemon package'"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -321,7 +322,7 @@ def test_torch_is_not_a_declared_dependency() -> None:
     project = tomllib.loads((CLIENTS_DIR / "pyproject.toml").read_text())["project"]
     names = [dep.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
              for dep in project["dependencies"]]  # fmt: skip
-    assert {"msgpack", "websockets", "click", "platformdirs"} <= set(names)
+    assert {"msgpack", "websockets", "click", "platformdirs", "rich"} <= set(names)
     assert not {"torch", "diffusers", "transformers", "accelerate", "cauldrond"} & set(names)
     assert project["scripts"]["cauldronctl"] == "cauldron_client.cli:main"
 
@@ -348,6 +349,7 @@ def test_progress_counts_come_from_snapshots_and_events_only_mark_refreshes() ->
     assert progress.apply_event(progress_event) == set()
     step = progress.current_step()
     assert step is not None and (step.job_id, step.step, step.total) == (6, 3, 20)
+    assert progress.line() == "2/20 cells | step 3/20 | -- img/s | ETA --"
     assert progress.apply_event({"type": "job.done", "job_id": 6, "experiment_id": 1, "image_id": 1}) == {1}
     assert progress.apply_event({"type": "job.done", "job_id": 8, "experiment_id": 7}) == set()
     assert progress.apply_event({"type": "events.dropped", "count": 3}) == {1, 2}
@@ -357,25 +359,37 @@ def test_progress_counts_come_from_snapshots_and_events_only_mark_refreshes() ->
     progress.update_experiment(_experiment(1, "running", 6, 10))
     assert progress.rate() == pytest.approx(0.4)  # 4 cells settled since the baseline, in 10 s
     assert progress.eta_s() == pytest.approx(14 / 0.4)
-    line = progress.line(bar_width=10)
-    assert line.startswith("[###.......] 6/20 cells | 0.40 img/s | ETA 0:00:35")
+    # 14 cells left at 0.4 cells/s: 35 s
+    assert progress.line() == "6/20 cells | 0.40 img/s | ETA 0:00:35"  # job 6 ended; job 5 has no step yet
     assert not progress.all_finished
 
     progress.update_experiment(_experiment(1, "done", 10, 10))
     progress.update_experiment(_experiment(2, "failed", 9, 10, failed=1))
-    assert progress.all_finished and progress.exit_code == 1
-    assert "(1 failed)" in progress.line()
+    assert progress.all_finished and progress.exit_code == EXIT_FAILED
+    assert progress.line().startswith("20/20 cells (1 failed) | ")  # no step once everything has finished
 
 
 def test_all_done_exits_zero() -> None:
     progress = Progress([1])
     progress.update_experiment(_experiment(1, "done", 3, 3))
-    assert progress.all_finished and progress.exit_code == 0
+    assert progress.all_finished and progress.exit_code == EXIT_DONE == 0
+    assert progress.experiments[1].summary() == "experiment 1 (e1) finished: 3 done"
+
+
+def test_a_cancelled_experiment_exits_with_its_own_code_and_says_so() -> None:
+    progress = Progress([1, 2])
+    progress.update_experiment(_experiment(1, "done", 2, 3, failed=1))
+    progress.update_experiment({"id": 2, "name": "", "status": "cancelled",
+                                "counts": {"total": 200, "done": 3, "cancelled": 197}})  # fmt: skip
+    assert progress.exit_code == EXIT_CANCELLED == 3  # cancelled wins over a failed cell
+    assert progress.experiments[2].summary() == "experiment 2 was cancelled: 3 done, 197 cancelled"
+    assert progress.experiments[1].summary() == "experiment 1 (e1) finished with failures: 2 done, 1 failed"
+    assert len({EXIT_DONE, EXIT_FAILED, EXIT_CANCELLED, 2, 130}) == 5  # 2: usage errors, 130: Ctrl-C
 
 
 def test_display_off_a_tty_prints_lines_not_redraws() -> None:
     out = io.StringIO()
-    display = Display(out, tty=False, line_interval_s=0)
+    display = LineDisplay(out, line_interval_s=0)
     progress = Progress([1], clock=lambda: 5.0)  # no time passes: the rate stays unknown
     progress.update_experiment(_experiment(1, "running", 1, 4))
     progress.mark_baseline()

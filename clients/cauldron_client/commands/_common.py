@@ -6,14 +6,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import io
 import json
 import os
 import posixpath
+import shutil
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from cauldron_client.client import Client
 from cauldron_client.known_hosts import client_for
@@ -71,16 +77,22 @@ def emit_json(value: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Left-aligned columns, two spaces apart; cells are stringified and never wrapped."""
-    text_rows = [[_cell(value) for value in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in text_rows:
-        for i, value in enumerate(row):
-            widths[i] = max(widths[i], len(value))
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in text_rows:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
+    """Left-aligned columns, two spaces apart, drawn by rich. On a terminal the table fits its width (long
+    cells fold onto more lines); into a pipe or file every row stays on one line, whole, for grep and scripts."""
+    grid = Table(box=None, show_edge=False, pad_edge=False, header_style="", padding=(0, 2, 0, 0))
+    for header in headers:
+        grid.add_column(header.upper(), overflow="fold")
+    for row in rows:
+        grid.add_row(*(Text(_cell(value)) for value in row))  # Text: a "[tag]" in a prompt is not rich markup
+    buffer = io.StringIO()
+    natural = Console(file=buffer, width=100_000).measure(grid).maximum
+    width = min(natural, terminal_width()) if sys.stdout.isatty() else natural
+    Console(file=buffer, width=max(width, 1), color_system=None, highlight=False).print(grid)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
+def terminal_width() -> int:
+    return shutil.get_terminal_size().columns
 
 
 def _cell(value: Any) -> str:

@@ -12,14 +12,15 @@ import click
 
 from cauldron_client.client import Client
 from cauldron_client.commands._common import all_images, emit_json, exit_with, options, print_image_files, run
+from cauldron_client.commands.watch import EXIT_CODES_HELP, run_watching
 from cauldron_client.experiment_file import ExperimentSpec, load_experiment
 from cauldron_client.progress import format_duration
-from cauldron_client.progress import watch as watch_progress
+from cauldron_client.watching import watch as watch_progress
 
 PLAN_VALUES_SHOWN = 12  # a 10,000-cell plan must stay one screen
 
 
-@click.command("run")
+@click.command("run", epilog=EXIT_CODES_HELP)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show the plan (cells, axes, model loads, batches, time); queue nothing.")
 @click.option("--watch/--no-watch", default=False, help="Show progress until done, then list the images.")
@@ -31,8 +32,11 @@ def run_file(file: Path, dry_run: bool, watch: bool) -> None:
     submit_experiment(load_experiment(file), dry_run=dry_run, watch=watch)
 
 
-async def watch_then_list(client: Client, experiment_id: int) -> tuple[int, list[dict[str, Any]]]:
-    progress = await watch_progress(client, [experiment_id], stream=sys.stderr)
+async def watch_then_list(
+    client: Client, experiment_id: int, watched: list[int] | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    on_watching = watched.extend if watched is not None else None
+    progress = await watch_progress(client, [experiment_id], stream=sys.stderr, on_watching=on_watching)
     return progress.exit_code, await all_images(client, experiment_id)
 
 
@@ -53,18 +57,19 @@ def create_and_report(
     method: str, params: Mapping[str, Any], *, watch: bool, axes: Mapping[str, Any] | None = None
 ) -> None:
     """Call a method that creates an experiment and print what it made; with ``watch``, show progress until it
-    is finished and list its image files. Exits with the watch's code (1 when a cell failed)."""
+    is finished and list its image files. Exits with the watch's code (see EXIT_CODES_HELP); Ctrl-C stops
+    watching, not the experiment."""
 
-    async def body(client: Client) -> tuple[Any, int, list[dict[str, Any]]]:
+    async def body(client: Client, watched: list[int]) -> tuple[Any, int, list[dict[str, Any]]]:
         result = await client.call(method, **params)
         if not watch:
             return result, 0, []
         if not options().json:
             click.echo(created_line(result["experiment"], axes, result.get("job_ids")))
-        code, images = await watch_then_list(client, int(result["experiment"]["id"]))
+        code, images = await watch_then_list(client, int(result["experiment"]["id"]), watched)
         return result, code, images
 
-    result, code, images = run(body)
+    result, code, images = run_watching(body)
     if options().json:
         emit_json({**result, "images": images} if watch else result)
     elif watch:
