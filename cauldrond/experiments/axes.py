@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from cauldrond.experiments.errors import SpecError
 from cauldrond.experiments.values import PROMPT_SR_AXIS, SIZE_AXIS, parse_axis_values, parse_size
 from cauldrond.params import GenerationParams
+from cauldrond.suggestions import unknown
 
 AXIS_NAMES: tuple[str, ...] = (*GenerationParams.model_fields, SIZE_AXIS, PROMPT_SR_AXIS)
 # Axes that write the same field would make the result depend on axis order.
@@ -32,7 +33,10 @@ def resolve_axes(axes: Mapping[str, Sequence[Any] | str]) -> list[Axis]:
     resolved: list[Axis] = []
     for name, raw in axes.items():
         if name not in AXIS_NAMES:
-            raise SpecError(f"unknown axis {name!r}; valid axes: {', '.join(AXIS_NAMES)}", field=name, value=name)
+            hint = unknown("axis", str(name), AXIS_NAMES, None)
+            raise SpecError(
+                f"{hint.message()}; valid axes: {', '.join(AXIS_NAMES)}", field=name, value=name, **hint.error_data()
+            )
         if not isinstance(raw, str | list | tuple):
             raise SpecError(
                 f"axis {name!r}: give a list of values or a string such as '1-5', got {type(raw).__name__}",

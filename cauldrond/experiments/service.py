@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cauldrond.engine import Engine
@@ -16,6 +16,7 @@ from cauldrond.providers.base import SamplerInfo
 from cauldrond.providers.registry import ProviderRegistry
 from cauldrond.queue import JobQueue, QueuedJob
 from cauldrond.store import ExperimentRow, Store
+from cauldrond.suggestions import unknown
 
 SCHEDULE_SUFFIXES = ("Karras", "Exponential")
 
@@ -153,10 +154,12 @@ class ExperimentService:
             model = cell["model"]
             if model not in models and "/" not in model:
                 available = ", ".join(sorted(models))
+                hint = unknown("model", model, sorted(models), "models.list", _where("model", axes))
                 raise SpecError(
-                    f"{_origin('model', axes)} 'model': unknown model {model!r}; available: {available}",
+                    f"{_origin('model', axes)} 'model': {hint.message()}; available: {available}",
                     field="model",
                     value=model,
+                    **hint.error_data(),
                 )
             cell["sampler"], cell["schedule"] = _normalise_sampler(cell["sampler"], cell["schedule"], samplers, axes)
 
@@ -168,6 +171,11 @@ class ExperimentService:
 
 def _origin(field: str, axes: Mapping[str, Sequence[Any]]) -> str:
     return "axis" if field in axes else "parameter"
+
+
+def _where(field: str, axes: Mapping[str, Sequence[Any]]) -> str:
+    """The prefix of a did-you-mean problem: only an axis needs naming (a parameter's name is in the problem)."""
+    return f"axis {field!r}: " if field in axes else ""
 
 
 def _normalise_sampler(
@@ -183,17 +191,26 @@ def _normalise_sampler(
                     schedule = suffix
                     break
     if info is None:
+        # Combined names too, so "DPM++2M Karras" suggests "DPM++ 2M Karras".
+        names = [i.name for i in samplers.values()]
+        names += [f"{i.name} {s}" for i in samplers.values() for s in i.schedules if s in SCHEDULE_SUFFIXES]
+        hint = unknown("sampler", sampler, names, "samplers.list", _where("sampler", axes))
         raise SpecError(
-            f"{_origin('sampler', axes)} 'sampler': unknown sampler {sampler!r}; see samplers.list",
+            f"{_origin('sampler', axes)} 'sampler': {hint.message()}",
             field="sampler",
             value=sampler,
+            **hint.error_data(),
         )
     matching = [s for s in info.schedules if s.lower() == schedule.lower()]
     if not matching:
+        known = {s.lower() for i in samplers.values() for s in i.schedules}
+        hint = unknown("schedule", schedule, info.schedules, "samplers.list", _where("schedule", axes))
+        if schedule.lower() in known:  # a real schedule, just not one this sampler takes
+            hint = replace(hint, problem=f"{_where('schedule', axes)}{schedule!r} does not apply to {info.name!r}")
         raise SpecError(
-            f"{_origin('schedule', axes)} 'schedule': {schedule!r} does not apply to {info.name!r} "
-            f"(choose from {', '.join(info.schedules)})",
+            f"{_origin('schedule', axes)} 'schedule': {hint.message()}; choose from {', '.join(info.schedules)}",
             field="schedule",
             value=schedule,
+            **hint.error_data(),
         )
     return info.name, matching[0]

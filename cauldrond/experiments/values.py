@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from cauldrond.experiments.errors import SpecError
 from cauldrond.params import GenerationParams
+from cauldrond.suggestions import unknown
 
 AxisKind = Literal["int", "float", "text", "size"]
 
@@ -61,7 +62,10 @@ AXIS_KINDS: dict[str, AxisKind] = {
 def axis_kind(axis: str) -> AxisKind:
     kind = AXIS_KINDS.get(axis)
     if kind is None:
-        raise SpecError(f"unknown axis {axis!r}; valid axes: {', '.join(AXIS_KINDS)}", field=axis, value=axis)
+        hint = unknown("axis", str(axis), AXIS_KINDS, None)
+        raise SpecError(
+            f"{hint.message()}; valid axes: {', '.join(AXIS_KINDS)}", field=axis, value=axis, **hint.error_data()
+        )
     return kind
 
 

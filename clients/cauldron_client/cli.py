@@ -8,6 +8,7 @@ for real bugs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -33,14 +34,39 @@ from cauldron_client.experiment_file import ExperimentFileError
 USAGE_CODES = frozenset({"invalid_params", "not_found"})
 
 
+# The RPC method an error names as the list of choices, and the command that shows that list.
+CHOICE_COMMANDS = {"samplers.list": "cauldronctl samplers", "models.list": "cauldronctl models"}
+
+
 def error_line(exc: CauldronError) -> tuple[str, int]:
     """The one line printed for ``exc`` and the exit code."""
     if isinstance(exc, RpcError):
+        code = 2 if exc.code in USAGE_CODES else 1
+        hinted = suggestion_line(exc.data)
+        if hinted is not None:
+            return f"error: {hinted}", code
         message = " ".join(exc.message.split()) or "(no message)"
-        return f"error: {exc.code}: {message}", 2 if exc.code in USAGE_CODES else 1
+        return f"error: {exc.code}: {message}", code
     if isinstance(exc, ExperimentFileError):  # the user's file is wrong, like a bad option: a usage error
         return f"error: {' '.join(str(exc).split())}", 2
     return f"error: {' '.join(str(exc).split())}", 1
+
+
+def suggestion_line(data: Any) -> str | None:
+    """``unknown sampler 'DPM++2M' — did you mean 'DPM++ 2M'? (cauldronctl samplers lists them)`` from an error's
+    ``data`` (problem, suggestions, choices); None when the daemon sent no such hints or names a list this CLI
+    has no command for (its own message then says everything)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("problem"), str):
+        return None
+    command = CHOICE_COMMANDS.get(str(data.get("choices")))
+    suggestions = [str(s) for s in data.get("suggestions") or [] if isinstance(s, str)]
+    if command is None:
+        return None
+    line = " ".join(data["problem"].split())
+    if suggestions:
+        quoted = [repr(s) for s in suggestions]
+        line += " — did you mean " + (" or ".join(quoted) if len(quoted) < 3 else ", ".join(quoted)) + "?"
+    return f"{line} ({command} lists them)"
 
 
 class CauldronGroup(click.Group):
