@@ -13,27 +13,28 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cauldrond.engine.evidence import SoloEvidence
+from cauldrond.engine.setback import StorageSetback, discard_unrecorded
+from cauldrond.engine.storage import StorageGuard, batch_bytes, storage_fault
 from cauldrond.engine.worker import GpuWorker
+from cauldrond.engine.writing import Written, write_images
 from cauldrond.events import EventBus
-from cauldrond.media.png import png_text_chunks, write_png_atomic
+from cauldrond.logging_setup import bind_jobs, unbind_jobs
 from cauldrond.params import MAX_SEED, RANDOM_SEED, GenerationParams
 from cauldrond.providers.base import GenerationInterrupted, ProviderError
 from cauldrond.providers.registry import ProviderRegistry
-from cauldrond.queue import JobQueue, QueuedJob
+from cauldrond.queue import JobQueue, QueuedJob, queued_job
 from cauldrond.queue.batching import batch_key
-from cauldrond.store import NewImage, Store
+from cauldrond.store import Store
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class _Written:
-    job: QueuedJob
-    image: NewImage
+# An engine loop that dies of a bug is restarted this often within the window, then left dead (/healthz 503).
+MAX_RESTARTS = 3
+RESTART_WINDOW_S = 600.0
 
 
 class Engine:
@@ -47,6 +48,9 @@ class Engine:
         images_dir: Path,
         max_batch_size: int,
         on_image: Callable[[int], None] | None = None,
+        database_path: Path | None = None,
+        min_free_disk_mb: int = 0,
+        storage_probe_s: float = 2.0,
     ) -> None:
         self._store = store
         # Told each committed image id (post-processing); it must only queue work, never wait for it.
@@ -65,13 +69,22 @@ class Engine:
         self.ready = False
         self.batches_run = 0
         self.last_model: str | None = None  # the model the provider most likely still holds
+        guard = StorageGuard(images_dir, database_path or images_dir, min_free_disk_mb, storage_probe_s)
+        self.storage = StorageSetback(store, queue, events, guard)
+        self.failure: str | None = None  # why the engine task last died, if it did
+        self.restarts = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self._worker.run(self._optimize_providers)
-        self._task = asyncio.create_task(self._run(), name="cauldron-engine")
+        self._task = asyncio.create_task(self._supervise(), name="cauldron-engine")
         self.ready = True
+
+    @property
+    def alive(self) -> bool:
+        """The engine task is running (it may be idle or paused); False once it died and was not restarted."""
+        return self._task is not None and not self._task.done()
 
     def _optimize_providers(self) -> None:
         for provider in self._providers.all():
@@ -81,7 +94,9 @@ class Engine:
         """Stop at the next denoising step and put the running jobs back as queued."""
         self.ready = False
         self._stopping.set()
+        await self._clear_evidence()
         self._queue.wake()
+        self.storage.guard.wake()
         if self._task is not None:
             if not self._running:
                 self._task.cancel()  # idle, waiting for work: nothing to wind down
@@ -93,9 +108,19 @@ class Engine:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
         if self._running:
-            await self._requeue(self._running, reason="shutdown")
+            await self._put_back_at_stop(self._running)
             self._running = []
+        if self.storage.stranded and not await self.storage.settle():
+            log.warning("jobs %s stay running in the database; start-up recovery requeues them", self.storage.stranded)
         self._worker.shutdown()
+
+    async def _put_back_at_stop(self, jobs: list[QueuedJob]) -> None:
+        try:
+            await self._requeue(jobs, reason="shutdown")
+        except Exception as exc:
+            if storage_fault(exc) is None:
+                raise
+            self.storage.stranded.extend(jobs)
 
     @property
     def abandoned_work(self) -> bool:
@@ -106,13 +131,25 @@ class Engine:
 
     @property
     def running_jobs(self) -> list[QueuedJob]:
-        return list(self._running)
+        # Stranded jobs are still ``running`` in the database until the disk lets them be committed back.
+        return [*self._running, *self.storage.stranded]
+
+    def resume(self) -> bool:
+        """``queue.resume``: lift a storage pause now (the next batch's check pauses again if still short)."""
+        return self.storage.resume("resumed by request")
 
     def cancel_experiment(self, experiment_id: int) -> int:
         """Ask the running batch to stop at its next step if it holds jobs of this experiment."""
         with self._cancel_lock:
             self._cancelled_experiments.add(experiment_id)
         return sum(1 for job in self._running if job.experiment_id == experiment_id)
+
+    def withdraw_cancel(self, experiment_id: int) -> None:
+        """The experiment is active again (``experiments.retry``): a cancel flag left from before must not stop
+        its next batch. One aimed at a batch still running stays until that batch ends, as it should."""
+        with self._cancel_lock:
+            if not any(job.experiment_id == experiment_id for job in self._running):
+                self._cancelled_experiments.discard(experiment_id)
 
     def _should_stop(self, batch: Sequence[QueuedJob]) -> bool:
         if self._stopping.is_set():
@@ -122,31 +159,87 @@ class Engine:
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
+    async def _supervise(self) -> None:
+        """Run the loop. If it dies of something unforeseen, say so (log, ``failure``, /healthz) and start it
+        again from what SQLite holds; after MAX_RESTARTS deaths within RESTART_WINDOW_S it stays dead."""
+        deaths: list[float] = []
+        while True:
+            try:
+                await self._run()
+                return
+            except Exception as exc:
+                self.failure = f"{type(exc).__name__}: {exc}"
+                log.critical("the engine task died: %s", self.failure, exc_info=exc)
+                now = time.monotonic()
+                deaths = [at for at in deaths if now - at < RESTART_WINDOW_S] + [now]
+                if len(deaths) > MAX_RESTARTS or self._stopping.is_set():
+                    log.critical("the engine is not restarted (%d deaths); /healthz reports it dead", len(deaths))
+                    return
+                await self._rebuild_after_death()
+                self.restarts += 1
+                log.warning("engine restarted (restart %d) with the queue rebuilt from the database", self.restarts)
+
+    async def _rebuild_after_death(self) -> None:
+        """The jobs the dead loop held go back; queued rows the in-memory queue lost are added again."""
+        self.storage.stranded.extend(self._running)
+        self._running = []
+        await self.storage.settle()
+        known = {job.job_id for _, job in self._queue.ordered()} | {job.job_id for job in self.storage.stranded}
+        for row in await self._store.jobs.queued():
+            if row.job_id not in known:
+                self._queue.add(queued_job(row), row.priority)
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            if self.storage.blocking:
+                await self.storage.watch(self._stopping.is_set)
+                continue
             await self._queue.wait_for_work()
-            if self._stopping.is_set():
-                break
+            if self._stopping.is_set() or self.storage.blocking:
+                continue
             batch = self._queue.take_batch(self._max_batch_size, batch_key, prefer_model=self.last_model)
             if not batch:
                 continue
+            needed = batch_bytes(_pixels(job) for job in batch)
+            shortage = await self.storage.guard.shortage(needed)
+            if shortage is not None:
+                await self.storage.put_back_untouched(batch, shortage, needed)
+                continue
+            bind_jobs(batch)  # until the batch ends, log lines (the worker's too) carry its job ids
             try:
                 await self._run_batch(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # A bug in our own bookkeeping: fail the batch rather than the daemon.
-                log.exception("engine error while running batch %s", [job.job_id for job in batch])
-                await self._fail(batch, "internal error in the engine (see the daemon log)")
+            except Exception as exc:
+                fault = storage_fault(exc)
+                if fault is not None:
+                    # A commit the batch needed failed (cancel, requeue, failure): its jobs go back, unharmed.
+                    await self._lost_to_storage(self._running, fault)
+                else:
+                    # A bug in our own bookkeeping: fail the batch rather than the daemon.
+                    log.exception("engine error while running batch %s", [job.job_id for job in batch])
+                    await self._fail(batch, "internal error in the engine (see the daemon log)")
             finally:
                 # Cancels aimed at this batch are spent; queued jobs of those experiments left the queue already.
                 with self._cancel_lock:
                     self._cancelled_experiments.clear()
+                unbind_jobs()
             self.batches_run += 1
 
     async def _run_batch(self, batch: list[QueuedJob]) -> None:
+        try:
+            marked = set(await self._store.jobs.mark_running([job.job_id for job in batch]))
+        except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is None:
+                raise
+            await self.storage.put_back_untouched(batch, fault)
+            return
+        # A job cancelled since it was taken (or queued twice by a rebuild) is not run.
+        batch = [job for job in batch if job.job_id in marked]
+        if not batch:
+            return
         ids = [job.job_id for job in batch]
-        await self._store.jobs.mark_running(ids)
         # Reported as running (queue.list, shutdown requeue) only once that is committed.
         self._running = batch
         for job in batch:
@@ -161,8 +254,9 @@ class Engine:
             elapsed = round(time.monotonic() - started, 3)
             loop.call_soon_threadsafe(self._announce_progress, batch, step, total, elapsed)
 
+        evidence = self._evidence_for(batch, loop)
         try:
-            written = await self._worker.run(lambda: self._generate_and_write(batch, params, progress))
+            written = await self._worker.run(lambda: self._generate_and_write(batch, params, progress, evidence))
         except GenerationInterrupted:
             await self._after_interrupt(batch)
             return
@@ -170,49 +264,90 @@ class Engine:
             await self._fail(batch, str(exc))
             return
         except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is not None:
+                await self._lost_to_storage(batch, fault)
+                return
             log.exception("generation failed for jobs %s", ids)
             await self._fail(batch, f"{type(exc).__name__}: {exc}")
             return
 
-        for item in written:
-            image_id = await self._store.jobs.complete(item.job.job_id, item.image)
-            self._events.publish(
-                "job.done", job_id=item.job.job_id, experiment_id=item.job.experiment_id, image_id=image_id
-            )
-            if self._on_image is not None:
-                self._on_image(image_id)
+        for position, item in enumerate(written):
+            try:
+                image_id = await self._store.jobs.complete(item.job.job_id, item.image)
+            except Exception as exc:
+                fault = storage_fault(exc)
+                if fault is None:
+                    raise
+                await self._abandon_uncommitted(written[position:], fault)
+                return
+            self._announce_done(item.job, image_id)
         self._running = []
         await self._announce_finished_experiments(batch)
 
+    def _announce_done(self, job: QueuedJob, image_id: int) -> None:
+        self._events.publish("job.done", job_id=job.job_id, experiment_id=job.experiment_id, image_id=image_id)
+        if self._on_image is not None:
+            self._on_image(image_id)
+
+    async def _abandon_uncommitted(self, items: list[Written], fault: str) -> None:
+        """Committing an image failed: files whose rows are not in the database go, their jobs go back."""
+        lost: list[QueuedJob] = []
+        files: list[Path] = []
+        for item in items:
+            try:
+                image_id = await self.storage.committed_image_id(item.job.job_id)
+            except Exception:
+                # Cannot tell whether a row points at the file, so it stays; recovery sweeps it if it is an orphan.
+                log.warning("cannot read job %d back; its file stays until start-up recovery", item.job.job_id)
+                lost.append(item.job)
+                continue
+            if image_id is None:
+                files.append(self._images_dir / item.image.path)
+                lost.append(item.job)
+            else:  # the COMMIT reported failure but did land
+                self._announce_done(item.job, image_id)
+        await asyncio.to_thread(discard_unrecorded, files)
+        await self._lost_to_storage(lost, fault)
+
+    async def _lost_to_storage(self, jobs: list[QueuedJob], fault: str) -> None:
+        log.error("storage failed under jobs %s (%s); they go back to the queue", [j.job_id for j in jobs], fault)
+        self._running = [job for job in self._running if job not in jobs]
+        await self.storage.put_back(jobs, fault)
+
+    def _evidence_for(self, batch: list[QueuedJob], loop: asyncio.AbstractEventLoop) -> SoloEvidence | None:
+        """A suspect running alone is watched by the crash guard (engine/evidence.py)."""
+        if len(batch) != 1 or not batch[0].suspect:
+            return None
+        return SoloEvidence(batch[0].job_id, loop, self._record_at_work)
+
+    async def _record_at_work(self, job_id: int) -> None:
+        await self._store.jobs.mark_at_work_alone(job_id)
+        if self._stopping.is_set():  # a clean shutdown began meanwhile: see _clear_evidence
+            await self._store.jobs.clear_at_work()
+
+    async def _clear_evidence(self) -> None:
+        """A clean shutdown began: whatever ends the running batch now (even a SIGKILL after a stop timeout) is
+        never a suspect's fault, so its evidence goes before anything else."""
+        try:
+            await self._store.jobs.clear_at_work()
+        except Exception as exc:
+            log.warning("crash guard: could not clear the evidence at shutdown: %s", exc)
+
     def _generate_and_write(
-        self, batch: list[QueuedJob], params: list[GenerationParams], progress: Any
-    ) -> list[_Written]:
+        self,
+        batch: list[QueuedJob],
+        params: list[GenerationParams],
+        progress: Any,
+        evidence: SoloEvidence | None = None,
+    ) -> list[Written]:
         """Runs on the worker thread: torch and blocking file I/O only, no store access."""
         provider = self._providers.for_model(params[0].model)
+        if evidence is not None:
+            evidence.prepare(provider, params[0].model)
+            progress = evidence.progress(progress)
         images = provider.generate(params, progress, lambda: self._should_stop(batch))
-        written = []
-        for job, generated in zip(batch, images, strict=True):
-            used = generated.params.to_json_dict()
-            folder = self._images_dir / f"exp-{job.experiment_id:06d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            file = write_png_atomic(
-                generated.image,
-                folder,
-                f"{job.idx:05d}-{generated.params.seed}.png",
-                png_text_chunks(used, generated.info),
-            )
-            image = NewImage(
-                path=file.path.relative_to(self._images_dir).as_posix(),
-                sha256=file.sha256,
-                size_bytes=file.size_bytes,
-                seed=generated.params.seed,
-                params=used,
-                metadata=generated.info,
-                wall_time_s=generated.wall_time_s,
-                peak_memory_bytes=generated.peak_memory_bytes,
-            )
-            written.append(_Written(job, image))
-        return written
+        return write_images(self._images_dir, batch, images)
 
     def _announce_progress(self, batch: list[QueuedJob], step: int, total: int, elapsed: float) -> None:
         for job in batch:
@@ -254,8 +389,16 @@ class Engine:
             self._events.publish("job.requeued", job_id=job.job_id, experiment_id=job.experiment_id, reason=reason)
 
     async def _fail(self, batch: list[QueuedJob], error: str) -> None:
-        for job in batch:
-            await self._store.jobs.mark_failed(job.job_id, error)
+        for position, job in enumerate(batch):
+            try:
+                await self._store.jobs.mark_failed(job.job_id, error)
+            except Exception as exc:
+                fault = storage_fault(exc)
+                if fault is None:
+                    raise
+                # Not recorded as failed: it runs again once the disk takes writes, and fails then if it must.
+                await self._lost_to_storage(batch[position:], fault)
+                return
             self._events.publish("job.failed", job_id=job.job_id, experiment_id=job.experiment_id, error=error)
         self._running = []
         await self._announce_finished_experiments(batch)
@@ -269,6 +412,10 @@ class Engine:
             experiment = await self._store.experiments.get(experiment_id)
             if experiment is not None and experiment.counts["queued"] == 0 and experiment.counts["running"] == 0:
                 self._events.publish("experiment.finished", experiment_id=experiment_id, status=experiment.status)
+
+
+def _pixels(job: QueuedJob) -> int:
+    return int(job.params.get("width", 512)) * int(job.params.get("height", 512))
 
 
 def _resolved(job: QueuedJob) -> GenerationParams:

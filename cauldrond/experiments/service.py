@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -10,15 +11,19 @@ from typing import Any
 from cauldrond.engine import Engine
 from cauldrond.events import EventBus
 from cauldrond.experiments.cells import SpecError, expand_cells, resolved_axes_spec
+from cauldrond.experiments.estimates import mean_load_seconds
 from cauldrond.experiments.planner import Timing, estimate_seconds, in_run_order, plan_cost, plan_order
 from cauldrond.experiments.seeds import fix_seeds
 from cauldrond.providers.base import SamplerInfo
 from cauldrond.providers.registry import ProviderRegistry
-from cauldrond.queue import JobQueue, QueuedJob
+from cauldrond.queue import JobQueue, QueuedJob, queued_job
 from cauldrond.store import ExperimentRow, Store
 from cauldrond.suggestions import unknown
 
 SCHEDULE_SUFFIXES = ("Karras", "Exponential")
+DEFAULT_MODEL = "tiny-sd"  # the built-in model; the default_model setting overrides it
+# A model that is not in models.list may still be a hub id ("org/name"); never a URL, a path or a traversal.
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
 @dataclass(frozen=True)
@@ -39,13 +44,19 @@ class ExperimentService:
         engine: Engine,
         providers: ProviderRegistry,
         max_cells: int,
+        default_model: str = DEFAULT_MODEL,
     ) -> None:
+        self.default_model = default_model
         self._store = store
         self._queue = queue
         self._events = events
         self._engine = engine
         self._providers = providers
         self._max_cells = max_cells
+
+    def with_default_model(self, base: Mapping[str, Any]) -> dict[str, Any]:
+        """``base`` with the default_model setting where it names no model (an axis or a cell may still set one)."""
+        return {"model": self.default_model, **base}
 
     async def prepare(
         self,
@@ -56,7 +67,7 @@ class ExperimentService:
     ) -> PreparedExperiment:
         """Expand and validate every cell and plan their order; nothing is stored. Raises SpecError.
         Seeds of -1 become one seed for the whole experiment unless ``vary_seed`` (see experiments/seeds.py)."""
-        fixed = fix_seeds(base, axes, cells, vary_seed=vary_seed)
+        fixed = fix_seeds(self.with_default_model(base), axes, cells, vary_seed=vary_seed)
         # Thousands of pydantic validations would stall RPC; they run on a worker thread.
         expanded = await asyncio.to_thread(
             expand_cells, fixed.base, axes=fixed.axes, cells=fixed.cells, max_cells=self._max_cells
@@ -81,7 +92,7 @@ class ExperimentService:
         Raises SpecError before anything is stored."""
         prepared = await self.prepare(base, axes, cells, vary_seed)
         spec = {
-            "base": dict(base),
+            "base": self.with_default_model(base),
             "axes": dict(axes or {}),
             "resolved_axes": prepared.resolved_axes,
             "cells": [dict(c) for c in cells or []],
@@ -115,7 +126,13 @@ class ExperimentService:
         ordered = in_run_order(prepared.cells, prepared.order)
         cost = plan_cost(ordered, max_batch_size, loaded_model=self._engine.last_model)
         history = [Timing(*row) for row in await self._store.images.recent_timings(limit=500)]
-        seconds, basis = estimate_seconds(ordered, history)
+        seconds, basis = estimate_seconds(
+            ordered,
+            history,
+            max_batch_size,
+            loaded_model=self._engine.last_model,
+            load_seconds=mean_load_seconds(self._providers.all()),
+        )
         return {
             "cells": len(prepared.cells),
             "axes": prepared.resolved_axes,
@@ -147,19 +164,43 @@ class ExperimentService:
         self._events.publish("experiment.priority", experiment_id=experiment_id, priority=priority)
         return await self._store.experiments.get(experiment_id)
 
+    async def retry(
+        self, experiment_id: int, statuses: Sequence[str], job_ids: Sequence[int] | None = None
+    ) -> tuple[ExperimentRow, list[int]] | None:
+        """Failed/cancelled jobs back to the queue as they were (params, seed). Commits, then queues, then
+        announces. None if there is no such experiment; StoreError if a chosen job cannot be retried."""
+        if await self._store.experiments.get(experiment_id) is None:
+            return None
+        rows = await self._store.jobs.retry(experiment_id, statuses=statuses, job_ids=job_ids)
+        self._engine.withdraw_cancel(experiment_id)
+        for row in rows:
+            self._queue.add(queued_job(row), row.priority)
+        job_ids_queued = [row.job_id for row in rows]
+        self._events.publish("experiment.retried", experiment_id=experiment_id, job_ids=job_ids_queued)
+        experiment = await self._store.experiments.get(experiment_id)
+        assert experiment is not None  # experiments are never deleted
+        return experiment, job_ids_queued
+
     async def _check_against_providers(self, cells: list[dict[str, Any]], axes: Mapping[str, Sequence[Any]]) -> None:
         # Listing models touches the disk; do it off the loop, once per experiment.
         models, samplers = await asyncio.to_thread(self._catalogue)
         for cell in cells:
             model = cell["model"]
-            if model not in models and "/" not in model:
+            if model not in models and ("/" not in model or not HUB_ID.match(model) or ".." in model):
                 available = ", ".join(sorted(models))
-                hint = unknown("model", model, sorted(models), "models.list", _where("model", axes))
+                if "/" not in model:
+                    hint = unknown("model", model, sorted(models), "models.list", _where("model", axes))
+                    raise SpecError(
+                        f"{_origin('model', axes)} 'model': {hint.message()}; available: {available}",
+                        field="model",
+                        value=model[:200],
+                        **hint.error_data(),
+                    )
+                kind = "neither a known model nor a hub id 'org/name' (no URLs or paths):"
                 raise SpecError(
-                    f"{_origin('model', axes)} 'model': {hint.message()}; available: {available}",
+                    f"{_origin('model', axes)} 'model': {kind} {model[:200]!r}; available: {available}",
                     field="model",
-                    value=model,
-                    **hint.error_data(),
+                    value=model[:200],
                 )
             cell["sampler"], cell["schedule"] = _normalise_sampler(cell["sampler"], cell["schedule"], samplers, axes)
 

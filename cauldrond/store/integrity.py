@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -21,6 +21,8 @@ HASH_CHUNK_BYTES = 1 << 20
 CHECK_CONCURRENCY = 4
 
 FileState = Literal["ok", "missing", "altered"]
+# How a check reaches a thread: asyncio.to_thread at start-up; a pool of its own when the daemon serves.
+ThreadRunner = Callable[..., Awaitable[FileState]]
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_state(images_dir: Path, image: ImageFile, *, full: bool) -> FileState:
+def file_state(images_dir: Path, image: ImageFile, full: bool) -> FileState:
     path = inside(images_dir, image.path)
     if path is None:
         return "missing"
@@ -67,21 +69,17 @@ async def check_files(
     images: Sequence[ImageFile],
     *,
     full: bool,
-    on_checked: Callable[[int], None] | None = None,
+    run: ThreadRunner = asyncio.to_thread,
+    workers: int = CHECK_CONCURRENCY,
 ) -> list[FileState]:
     """The state of each file, checked by a few workers (not one task per file: there may be 100,000)."""
     states: list[FileState] = ["ok"] * len(images)
     pending = iter(range(len(images)))
-    checked = 0
 
     async def worker() -> None:
-        nonlocal checked
         # The iterator is shared: next() never awaits, so each index goes to exactly one worker.
         for index in pending:
-            states[index] = await asyncio.to_thread(file_state, images_dir, images[index], full=full)
-            checked += 1
-            if on_checked is not None:
-                on_checked(checked)
+            states[index] = await run(file_state, images_dir, images[index], full)
 
-    await asyncio.gather(*(worker() for _ in range(CHECK_CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(workers)))
     return states

@@ -3,7 +3,8 @@ queued when a run is interrupted; every change commits before the caller acts on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from cauldrond.store.database import (
     Database,
@@ -19,7 +20,45 @@ from cauldrond.store.images import check_relative_path
 from cauldrond.store.rows import JOB_STATUSES, JobRow, NewImage, QueuedJobRow
 from cauldrond.store.timestamps import utc_now
 
+
+@dataclass(frozen=True)
+class InterruptedJob:
+    """A job found ``running`` at start: the process died while it ran."""
+
+    id: int
+    experiment_id: int
+    suspect: bool  # it was already a suspect, and so ran alone
+    strikes: int
+    at_work_alone: bool  # it had begun its own work alone (the evidence was committed)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The crash guard's decision on an ``InterruptedJob``; the job becomes (or stays) a suspect either way."""
+
+    strikes: int
+    quarantine: bool = False  # failed for good with ``error``
+    backoff_batches: int = 0
+    not_before: float = 0.0  # epoch seconds
+    error: str | None = None  # the job's ``last_error`` (unchanged when None)
+
+
+@dataclass(frozen=True)
+class Reaped:
+    job: InterruptedJob
+    verdict: Verdict
+
+
+def reaped_jobs(reaped: Sequence[Reaped]) -> list[InterruptedJob]:
+    return [item.job for item in reaped]
+
+
 _WITH_IMAGE = "SELECT j.*, i.id AS image_id FROM jobs j LEFT JOIN images i ON i.job_id = j.id "
+# The columns QueuedJobRow.from_row reads, in its order.
+_QUEUED = (
+    "SELECT j.id, j.experiment_id, j.idx, e.priority, j.params, j.suspect, j.strikes, j.backoff_batches, "
+    "j.not_before FROM jobs j JOIN experiments e ON e.id = j.experiment_id "
+)
 
 
 class JobRepository:
@@ -30,10 +69,7 @@ class JobRepository:
         """Every queued job, highest priority first, then by experiment and run order: the queue at start-up."""
         async with self._database.read() as db:
             rows = await fetch_all(
-                db,
-                "SELECT j.id, j.experiment_id, j.idx, e.priority, j.params "
-                "FROM jobs j JOIN experiments e ON e.id = j.experiment_id "
-                "WHERE j.status = 'queued' ORDER BY e.priority DESC, j.experiment_id, j.run_order",
+                db, _QUEUED + "WHERE j.status = 'queued' ORDER BY e.priority DESC, j.experiment_id, j.run_order"
             )
         return [QueuedJobRow.from_row(row) for row in rows]
 
@@ -60,17 +96,44 @@ class JobRepository:
         return counts
 
     async def mark_running(self, job_ids: Sequence[int]) -> list[int]:
-        """queued -> running. Returns the ids that changed (a job cancelled meanwhile stays cancelled)."""
+        """queued -> running. Returns the ids that changed (a job cancelled meanwhile stays cancelled).
+
+        Crash guard: the run starts without evidence, its jobs' waits are over, and every other suspect still
+        waiting for batches (``backoff_batches``) has one fewer to let through, as the in-memory queue counts."""
         now, ids = utc_now(), id_list(job_ids)
         async with self._database.write() as db:
             rows = await fetch_all(
                 db,
-                "UPDATE jobs SET status = 'running', started_at = ?, finished_at = NULL "
+                "UPDATE jobs SET status = 'running', started_at = ?, finished_at = NULL, solo_at_work_at = NULL, "
+                "backoff_batches = 0 "
                 "WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued' RETURNING id",
                 (now, ids),
             )
+            await db.execute(
+                "UPDATE jobs SET backoff_batches = backoff_batches - 1 "
+                "WHERE backoff_batches > 0 AND status = 'queued' AND id NOT IN (SELECT value FROM json_each(?))",
+                (ids,),
+            )
             await touch_experiments(db, ids, now)
         return sorted(int(row[0]) for row in rows)
+
+    async def mark_at_work_alone(self, job_id: int) -> bool:
+        """The crash guard's evidence: this running suspect, alone in its batch, has begun its own work (its model
+        is loaded). A death from now until the run ends counts a strike at the next start."""
+        async with self._database.write() as db:
+            changed = await changed_rows(
+                db,
+                "UPDATE jobs SET solo_at_work_at = ? WHERE id = ? AND status = 'running'",
+                (utc_now(), int(job_id)),
+            )
+        return bool(changed)
+
+    async def clear_at_work(self) -> int:
+        """A clean shutdown began: no running job may be blamed for what follows (a kill after SIGTERM)."""
+        async with self._database.write() as db:
+            return await changed_rows(
+                db, "UPDATE jobs SET solo_at_work_at = NULL WHERE status = 'running' AND solo_at_work_at IS NOT NULL"
+            )
 
     async def requeue(self, job_ids: Sequence[int], *, count_attempt: bool) -> list[int]:
         """running -> queued (``attempts + 1`` when ``count_attempt``). Jobs of a cancelled experiment become
@@ -86,7 +149,7 @@ class JobRepository:
             rows = await fetch_all(
                 db,
                 "UPDATE jobs SET status = 'queued', attempts = attempts + ?, started_at = NULL, "
-                "finished_at = NULL "
+                "finished_at = NULL, solo_at_work_at = NULL "
                 "WHERE id IN (SELECT value FROM json_each(?)) AND status = 'running' RETURNING id",
                 (1 if count_attempt else 0, ids),
             )
@@ -120,35 +183,44 @@ class JobRepository:
             await touch_experiments(db, ids, now)
         return sorted(int(row[0]) for row in rows)
 
-    async def reap_interrupted(self, max_attempts: int) -> tuple[list[int], list[int]]:
-        """At start, before serving: jobs left ``running`` by a crash go back to queued with ``attempts + 1``;
-        those that reach ``max_attempts`` fail instead of crash-looping the daemon.
-        Returns (requeued, failed) job ids."""
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+    async def reap_interrupted(self, judge: Callable[[InterruptedJob], Verdict]) -> list[Reaped]:
+        """At start, before serving: every job left ``running`` by a death of the process is judged by the crash
+        guard (``store/recovery.py`` holds the rules) and requeued or failed in one transaction. Jobs of a
+        cancelled experiment become cancelled instead and are not returned. ``attempts`` counts interruptions."""
         now = utc_now()
         async with self._database.write() as db:
             await db.execute(
-                "UPDATE jobs SET status = 'cancelled', attempts = attempts + 1, finished_at = ? "
-                "WHERE status = 'running' "
+                "UPDATE jobs SET status = 'cancelled', attempts = attempts + 1, finished_at = ?, "
+                "solo_at_work_at = NULL WHERE status = 'running' "
                 "AND experiment_id IN (SELECT id FROM experiments WHERE cancelled_at IS NOT NULL)",
                 (now,),
             )
-            # SET expressions all read the row's old values, so every "attempts + 1" below is the new count.
             rows = await fetch_all(
                 db,
-                "UPDATE jobs SET attempts = attempts + 1, started_at = NULL, "
-                "status = CASE WHEN attempts + 1 >= ?1 THEN 'failed' ELSE 'queued' END, "
-                "last_error = CASE WHEN attempts + 1 >= ?1 THEN 'interrupted ' || (attempts + 1) || ' times' "
-                "ELSE last_error END, "
-                "finished_at = CASE WHEN attempts + 1 >= ?1 THEN ?2 ELSE NULL END "
-                "WHERE status = 'running' RETURNING id, status",
-                (int(max_attempts), now),
+                "SELECT id, experiment_id, suspect, strikes, solo_at_work_at IS NOT NULL FROM jobs "
+                "WHERE status = 'running' ORDER BY id",
             )
-            requeued = sorted(int(row[0]) for row in rows if row[1] == "queued")
-            failed = sorted(int(row[0]) for row in rows if row[1] == "failed")
-            await touch_experiments(db, id_list(requeued + failed), now)
-        return requeued, failed
+            reaped = []
+            for row in rows:
+                job = InterruptedJob(int(row[0]), int(row[1]), bool(row[2]), int(row[3]), bool(row[4]))
+                verdict = judge(job)
+                await db.execute(
+                    "UPDATE jobs SET status = ?, attempts = attempts + 1, started_at = NULL, suspect = 1, "
+                    "strikes = ?, solo_at_work_at = NULL, backoff_batches = ?, not_before = ?, "
+                    "last_error = COALESCE(?, last_error), finished_at = ? WHERE id = ?",
+                    (
+                        "failed" if verdict.quarantine else "queued",
+                        verdict.strikes,
+                        verdict.backoff_batches,
+                        verdict.not_before,
+                        verdict.error,
+                        now if verdict.quarantine else None,
+                        job.id,
+                    ),
+                )
+                reaped.append(Reaped(job, verdict))
+            await touch_experiments(db, id_list([job.id for job in reaped_jobs(reaped)]), now)
+        return reaped
 
     async def complete(self, job_id: int, image: NewImage) -> int:
         """Record a written image file and set its job done, in one transaction. Returns the image id.
@@ -187,3 +259,47 @@ class JobRepository:
             await cursor.close()
             await touch_experiments(db, id_list([job_id]), now)
         return image_id
+
+    async def retry(
+        self, experiment_id: int, *, statuses: Sequence[str], job_ids: Sequence[int] | None = None
+    ) -> list[QueuedJobRow]:
+        """Failed and/or cancelled jobs of one experiment back to queued, with the params and seed they had;
+        attempts and the last error start afresh (crash-guard strikes stay: a job quarantined before is
+        quarantined again at its next crash). ``job_ids`` narrows the choice; an id that is not a job of this
+        experiment in one of ``statuses`` refuses the whole call (StoreError, nothing changed).
+        Clears the experiment's cancel mark when cancelled jobs come back, or a restart would cancel them again.
+        Returns the requeued jobs in run order."""
+        wanted = [status for status in statuses if status in ("failed", "cancelled")]
+        if not wanted or len(wanted) != len(statuses):
+            raise StoreError(f"only failed and cancelled jobs can be retried, got {list(statuses)!r}")
+        now = utc_now()
+        async with self._database.write() as db:
+            candidates = await fetch_all(
+                db,
+                "SELECT id, status FROM jobs WHERE experiment_id = ? AND status IN (SELECT value FROM json_each(?))",
+                (int(experiment_id), dumps(wanted)),
+            )
+            chosen = {int(row[0]): str(row[1]) for row in candidates}
+            if job_ids is not None:
+                strays = sorted({int(job_id) for job_id in job_ids} - set(chosen))
+                if strays:
+                    raise StoreError(
+                        f"job(s) {strays[:10]} are not {' or '.join(wanted)} jobs of experiment {experiment_id}"
+                    )
+                chosen = {job_id: chosen[job_id] for job_id in {int(job_id) for job_id in job_ids}}
+            ids = id_list(chosen)
+            await db.execute(
+                "UPDATE jobs SET status = 'queued', attempts = 0, last_error = NULL, started_at = NULL, "
+                "finished_at = NULL WHERE id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            )
+            if "cancelled" in chosen.values():
+                await db.execute(
+                    "UPDATE experiments SET cancelled_at = NULL WHERE id = ?",
+                    (int(experiment_id),),
+                )
+            await touch_experiments(db, ids, now)
+            rows = await fetch_all(
+                db, _QUEUED + "WHERE j.id IN (SELECT value FROM json_each(?)) ORDER BY j.run_order", (ids,)
+            )
+        return [QueuedJobRow.from_row(row) for row in rows]

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from cauldrond.discovery.mdns import Advertiser
-from cauldrond.rpc.methods import devices
+from cauldrond.rpc.methods import devices, maintenance
 from cauldrond.security.tls import TlsMaterial, ensure_local_tls, owner_tls
 from cauldrond.services import Services
 from cauldrond.web.access import Access
@@ -55,6 +55,7 @@ class WebFrontend:
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
         self._advertiser: Advertiser | None = None
+        self._maintenance: maintenance.MaintenanceMethods | None = None
         self.port: int | None = None
         self.lan_port: int | None = None
 
@@ -68,6 +69,7 @@ class WebFrontend:
     async def _start(self) -> None:
         services, settings, access = self.services, self.services.settings, self.access
         devices.register(services.methods, access)
+        self._maintenance = maintenance.register(services.methods, access)
         if settings.lan:
             access.tls = load_tls(services, access.hosts)
         self.app = build_app(services, access)
@@ -118,6 +120,9 @@ class WebFrontend:
         )
 
     async def stop(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.close()  # a backup or verify in progress must not hold the process up
+            self._maintenance = None
         if self._advertiser is not None:
             await self._advertiser.stop()
             self._advertiser = None

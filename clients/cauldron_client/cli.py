@@ -22,6 +22,7 @@ from cauldron_client.commands import (
     imports,
     info,
     lan,
+    maintenance,
     plugins,
     queue,
     run_file,
@@ -118,6 +119,9 @@ cli.add_command(lan.discover)
 cli.add_command(lan.pair)
 cli.add_command(lan.devices)
 cli.add_command(lan.service)
+cli.add_command(maintenance.backup)
+images.images.add_command(maintenance.verify)
+experiments.experiments.add_command(maintenance.retry)
 
 
 def main() -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from cauldrond.rpc.context import RpcContext
+from cauldrond.rpc.methods.shapes import RowId
 from cauldrond.rpc.protocol import RpcError
 from cauldrond.rpc.registry import MethodRegistry, NoParams
 from cauldrond.web.pairing import pairing_link, render_qr
@@ -21,7 +22,14 @@ if TYPE_CHECKING:
 
 class RevokeParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    token_id: int = Field(ge=1)
+    token_id: RowId
+
+
+def require_local(access: Access, ctx: RpcContext) -> None:
+    """Refuse a caller that is not the owner's CLI on the daemon's machine (a paired device, say)."""
+    credential = access.connections.credential_of(ctx.connection)
+    if credential is None or not credential.is_local:
+        raise RpcError("forbidden", "only the local token (cauldronctl on the daemon's machine) may do this")
 
 
 class LanMethods:
@@ -29,9 +37,7 @@ class LanMethods:
         self._access = access
 
     def _require_local(self, ctx: RpcContext) -> None:
-        credential = self._access.connections.credential_of(ctx.connection)
-        if credential is None or not credential.is_local:
-            raise RpcError("forbidden", "only the local token (cauldronctl on the daemon's machine) may do this")
+        require_local(self._access, ctx)
 
     async def list_devices(self, ctx: RpcContext, params: NoParams) -> dict[str, Any]:
         """Paired devices: id, name, created, last used, revoked, open connections. Never the token."""

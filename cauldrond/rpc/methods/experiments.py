@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,9 +10,10 @@ from cauldrond.experiments.cells import SpecError
 from cauldrond.experiments.kinds import cfg_spec, convergence_spec
 from cauldrond.params import GenerationParams
 from cauldrond.rpc.context import RpcContext
-from cauldrond.rpc.methods.shapes import experiment_shape
+from cauldrond.rpc.methods.shapes import Offset, RowId, experiment_shape, experiment_summary_shape
 from cauldrond.rpc.protocol import RpcError
 from cauldrond.rpc.registry import MethodRegistry
+from cauldrond.store import StoreError
 
 Priority = Field(default=0, ge=-1000, le=1000, description="Higher runs first")
 VarySeed = Field(
@@ -73,7 +74,7 @@ class ConvergenceParams(BaseModel):
 
 class CfgParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    image_id: int = Field(ge=1)
+    image_id: RowId
     cfg: AxisValues = Field(description="CFG scales: a list or a range such as '3-12 [4]'")
     name: str = Field(default="", max_length=200)
     priority: int = Priority
@@ -84,11 +85,12 @@ class CfgParams(BaseModel):
 
 class ExperimentId(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    experiment_id: int = Field(ge=1)
+    experiment_id: RowId
 
 
 class GetParams(ExperimentId):
     jobs_limit: int = Field(default=1000, ge=0, le=10_000)
+    jobs_offset: Offset = Field(default=0, description="Skip this many jobs (in cell order): the next page")
 
 
 class PriorityParams(ExperimentId):
@@ -98,7 +100,7 @@ class PriorityParams(ExperimentId):
 class ListParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=50, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
 
 
 def _spec_error(exc: SpecError) -> RpcError:
@@ -196,22 +198,32 @@ async def cfg(ctx: RpcContext, params: CfgParams) -> dict[str, Any]:
 
 
 async def list_experiments(ctx: RpcContext, params: ListParams) -> dict[str, Any]:
-    """Experiments, newest first, with their job counts."""
+    """Experiments, newest first, with their job counts; without their specs (experiments.get has them)."""
     rows = await ctx.services.store.experiments.page(params.limit, params.offset)
-    return {"experiments": [experiment_shape(row) for row in rows]}
+    return {"experiments": [experiment_summary_shape(row) for row in rows]}
 
 
 async def get(ctx: RpcContext, params: GetParams) -> dict[str, Any]:
-    """One experiment with its spec, counts and jobs."""
+    """One experiment with its spec, counts and a page of its jobs (jobs_limit from jobs_offset)."""
     row = await ctx.services.store.experiments.get(params.experiment_id)
     if row is None:
         raise _not_found(params.experiment_id)
-    jobs = await ctx.services.store.jobs.page(params.experiment_id, params.jobs_limit, 0)
+    jobs = await ctx.services.store.jobs.page(params.experiment_id, params.jobs_limit, params.jobs_offset)
     return {"experiment": experiment_shape(row), "jobs": [job.to_dict() for job in jobs]}
 
 
 async def cancel(ctx: RpcContext, params: ExperimentId) -> dict[str, Any]:
-    """Cancel the queued cells at once and stop a running one at its next denoising step."""
+    """Cancel the queued cells at once and stop a running one at its next denoising step. A finished experiment
+    is left as it is (an error says so): cancelling it would only relabel finished work."""
+    current = await ctx.services.store.experiments.get(params.experiment_id)
+    if current is None:
+        raise _not_found(params.experiment_id)
+    if current.status not in ("queued", "running"):
+        raise RpcError(
+            "invalid_state",
+            f"experiment {params.experiment_id} is already finished ({current.status}); nothing to cancel",
+            {"experiment_id": params.experiment_id, "status": current.status},
+        )
     outcome = await ctx.services.experiments.cancel(params.experiment_id)
     if outcome is None:
         raise _not_found(params.experiment_id)
@@ -227,6 +239,34 @@ async def set_priority(ctx: RpcContext, params: PriorityParams) -> dict[str, Any
     return {"experiment": experiment_shape(row)}
 
 
+RetryStatus = Literal["failed", "cancelled"]
+RETRY_STATUSES: tuple[RetryStatus, ...] = ("failed", "cancelled")
+
+
+class RetryParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    experiment_id: RowId
+    statuses: list[RetryStatus] = Field(
+        default_factory=lambda: list(RETRY_STATUSES), min_length=1, max_length=2, description="Which jobs to retry"
+    )
+    job_ids: list[RowId] | None = Field(
+        default=None, max_length=10_000, description="Only these jobs (each must be failed or cancelled)"
+    )
+
+
+async def retry(ctx: RpcContext, params: RetryParams) -> dict[str, Any]:
+    """Put an experiment's failed and/or cancelled jobs (or the chosen ones) back in the queue, each with the
+    params and seed it had. A cancelled experiment becomes active again."""
+    try:
+        outcome = await ctx.services.experiments.retry(params.experiment_id, params.statuses, params.job_ids)
+    except StoreError as exc:
+        raise RpcError("invalid_params", str(exc)) from exc
+    if outcome is None:
+        raise _not_found(params.experiment_id)
+    row, job_ids = outcome
+    return {"experiment": experiment_shape(row), "requeued": len(job_ids), "job_ids": job_ids}
+
+
 def register(registry: MethodRegistry) -> None:
     registry.register("generate", GenerateParams, generate)
     registry.register("experiments.create", CreateParams, create)
@@ -237,3 +277,4 @@ def register(registry: MethodRegistry) -> None:
     registry.register("experiments.get", GetParams, get)
     registry.register("experiments.cancel", ExperimentId, cancel)
     registry.register("experiments.set_priority", PriorityParams, set_priority)
+    registry.register("experiments.retry", RetryParams, retry)
