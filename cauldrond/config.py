@@ -34,6 +34,9 @@ class Settings:
     max_batch_size: int = 4
     max_cells: int = 10_000
     max_attempts: int = 3
+    # Room (MB) a batch must leave free in the images and database folders, or the queue pauses until there
+    # is; 0 turns the check off (a write that fails still pauses the queue instead of failing jobs).
+    min_free_disk_mb: int = 256
     log_level: str = "INFO"
     postprocess_concurrency: int = 2  # plugin post-processing calls running at once
     postprocess_timeout_s: int = 60  # per call; a plugin may set process_timeout_s in [plugins.<name>]
@@ -93,6 +96,7 @@ _FIELD_TYPES: dict[str, type] = {
     "max_batch_size": int,
     "max_cells": int,
     "max_attempts": int,
+    "min_free_disk_mb": int,
     "log_level": str,
     "plugins": str,
     "postprocess_concurrency": int,

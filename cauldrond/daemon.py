@@ -81,6 +81,8 @@ class Daemon:
                 images_dir=settings.images_dir,
                 max_batch_size=settings.max_batch_size,
                 on_image=postprocess.submit,
+                database_path=settings.database_path,
+                min_free_disk_mb=settings.min_free_disk_mb,
             )
             await engine.start()
         except BaseException:

@@ -104,13 +104,23 @@ async def render_file(request: web.Request) -> web.StreamResponse:
 
 async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
+    engine = services.engine
     checks = {
         "store": services.store.is_open,
-        "engine": services.engine.ready,
+        # The task itself, not a flag set at start: an engine that died is reported dead.
+        "engine": engine.ready and engine.alive,
         "provider": bool(services.providers),
     }
     healthy = all(checks.values())
-    return web.json_response({"ok": healthy, **checks}, status=200 if healthy else 503)
+    # A storage pause is reported but stays 200: the daemon is up and answering, and restarting it (what a
+    # supervisor does on non-200) frees no disk space. The reason names no paths: this route is open.
+    details = {
+        "paused": services.queue.paused or engine.storage.guard.paused,
+        "paused_reason": engine.storage.guard.reason,
+        "engine_died": engine.failure is not None,  # the why is in system.info and the log
+        "engine_restarts": engine.restarts,
+    }
+    return web.json_response({"ok": healthy, **checks, **details}, status=200 if healthy else 503)
 
 
 async def index(request: web.Request) -> web.StreamResponse:

@@ -27,7 +27,8 @@ async def list_queue(ctx: RpcContext, params: ListParams) -> dict[str, Any]:
         for job in ctx.services.engine.running_jobs
     ]
     return {
-        "paused": queue.paused,
+        "paused": queue.paused or ctx.services.engine.storage.guard.paused,
+        "paused_reason": ctx.services.engine.storage.guard.reason,
         "total": len(queue),
         "running": running,
         "jobs": [queued_job_shape(job, priority) for priority, job in page],
@@ -42,8 +43,10 @@ async def pause(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
 
 
 async def resume(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
-    """Start taking batches again."""
+    """Start taking batches again; also lifts a pause for disk space or a storage error (checked again before
+    the next batch)."""
     ctx.services.queue.resume()
+    ctx.services.engine.resume()
     ctx.services.events.publish("queue.resumed")
     return {"paused": False}
 

@@ -25,6 +25,7 @@ async def info(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
     provider = services.providers.default
     hardware = await asyncio.to_thread(provider.hardware_info)
     counts = await services.store.jobs.count_by_status()
+    engine, storage = services.engine, services.engine.storage.guard
     return {
         "version": __version__,
         "api_version": API_VERSION,
@@ -32,12 +33,15 @@ async def info(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
         "providers": services.providers.names,
         "hardware": hardware,
         "queue": {
-            "paused": services.queue.paused,
+            "paused": services.queue.paused or storage.paused,
+            "paused_reason": storage.reason or ("paused by request" if services.queue.paused else None),
             "queued": counts.get("queued", 0),
             "running": counts.get("running", 0),
             "done": counts.get("done", 0),
             "failed": counts.get("failed", 0),
         },
+        "storage": await storage.status(),
+        "engine": {"alive": engine.alive, "failure": engine.failure, "restarts": engine.restarts},
         "recovery": services.recovery,
         "data_dir": str(services.settings.data_dir),
         "uptime_s": round(time.monotonic() - services.started_at, 3),

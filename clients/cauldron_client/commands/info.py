@@ -20,6 +20,8 @@ def status() -> None:
         return
     queue = info.get("queue") or {}
     state = "paused" if queue.get("paused") else "running"
+    if queue.get("paused_reason"):
+        state += f" ({queue['paused_reason']})"  # e.g. disk full: the daemon resumes by itself when space returns
     lines = [
         f"cauldrond {info.get('version', '?')} (api {info.get('api_version', '?')}) at {options_url()}",
         f"provider:  {info.get('provider', '-')}",

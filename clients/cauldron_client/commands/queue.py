@@ -37,6 +37,8 @@ def list_(limit: int, offset: int) -> None:
         return
     running, jobs = result.get("running", []), result.get("jobs", [])
     state = "paused" if result.get("paused") else "running"
+    if result.get("paused_reason"):
+        state += f" ({result['paused_reason']})"
     click.echo(f"queue {state}: {len(running)} running, {result.get('total', len(jobs))} queued")
     if running:
         click.echo("\nrunning:\n" + table(_HEADERS, [_job_row(j) for j in running]))
