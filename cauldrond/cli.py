@@ -33,6 +33,7 @@ def _settings(ctx: click.Context) -> Settings:
     help="Where models are found (default <data-dir>/models).",
 )
 @click.option("--device", type=click.Choice(["auto", "cuda", "mps", "cpu"]), help="Force a torch device.")
+@click.option("--default-model", help="Model for work that names none (default tiny-sd; see `cauldrond models list`).")
 @click.option(
     "--lan/--no-lan",
     default=None,

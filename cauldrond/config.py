@@ -29,6 +29,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     models_dir: Path | None = None  # defaults to <data_dir>/models
+    default_model: str = "tiny-sd"  # the model of a cell that names none (generate, sweep, convergence...)
     device: str = "auto"  # auto | cuda | mps | cpu
     allow_pickle: bool = False  # load .ckpt/.bin pickles only when the owner says so
     max_batch_size: int = 4
@@ -91,6 +92,7 @@ _FIELD_TYPES: dict[str, type] = {
     "host": str,
     "port": int,
     "models_dir": Path,
+    "default_model": str,
     "device": str,
     "allow_pickle": bool,
     "max_batch_size": int,
@@ -179,6 +181,8 @@ def load_settings(
     settings = Settings(data_dir=Path(data_dir))
     known = {f.name for f in fields(Settings)}
     settings = replace(settings, **{k: v for k, v in values.items() if k in known})
+    if not settings.default_model.strip():
+        raise ConfigError("setting 'default_model' must name a model (see `cauldrond models list`)")
     if settings.device not in _DEVICES:
         raise ConfigError(f"setting 'device' must be one of {', '.join(_DEVICES)}, got {settings.device!r}")
     if not 0 <= settings.port <= 65535:

@@ -105,6 +105,7 @@ class Daemon:
                 engine=engine,
                 providers=providers,
                 max_cells=settings.max_cells,
+                default_model=settings.default_model,
             ),
             methods=methods,
             results=ResultsService(store, settings.images_dir, settings.renders_dir),

@@ -38,7 +38,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "sweep": ("base",),
-    "convergence": ("prompts", "models", "samplers", "steps"),
+    "convergence": ("prompts", "samplers", "steps"),  # no models: the daemon's default_model
     "cfg": ("image_id", "cfg"),
 }
 METHODS = {"sweep": "experiments.create", "convergence": "experiments.convergence", "cfg": "experiments.cfg"}

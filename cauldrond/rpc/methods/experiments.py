@@ -62,7 +62,9 @@ class ConvergenceParams(BaseModel):
     name: str = Field(default="", max_length=200)
     base: dict[str, Any] = Field(default_factory=dict, description="Params shared by every cell")
     prompts: list[str] = Field(min_length=1, max_length=100)
-    models: AxisValues = Field(description="Model names, a list or CSV string")
+    models: AxisValues | None = Field(
+        default=None, description="Model names, a list or CSV string (default: the default_model setting)"
+    )
     samplers: AxisValues = Field(description="Sampler names, a list or CSV string")
     steps: AxisValues = Field(description="Step counts: a list or a range such as '10-40 [4]'")
     seeds: AxisValues = Field(
@@ -112,8 +114,10 @@ def _not_found(experiment_id: int) -> RpcError:
 
 
 async def generate(ctx: RpcContext, params: GenerateParams) -> dict[str, Any]:
-    """Queue one image: an experiment of one cell."""
+    """Queue one image: an experiment of one cell. Without a model, the daemon's default_model setting."""
     cell = params.model_dump(exclude={"priority", "name"})
+    if "model" not in params.model_fields_set:  # the default_model setting, not the schema's default
+        cell.pop("model")
     try:
         experiment, job_ids = await ctx.services.experiments.create(
             name=params.name or params.prompt[:60], kind="generate", base=cell, priority=params.priority
@@ -159,7 +163,7 @@ async def convergence(ctx: RpcContext, params: ConvergenceParams) -> dict[str, A
         base, axes = convergence_spec(
             base=params.base,
             prompts=params.prompts,
-            models=params.models,
+            models=params.models if params.models is not None else [ctx.services.experiments.default_model],
             samplers=params.samplers,
             steps=params.steps,
             seeds=params.seeds,

@@ -49,11 +49,15 @@ async def info(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
 
 
 async def list_models(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
-    """Models every provider can load, with notes (the built-in tiny model's weights are random)."""
+    """Models every provider can load, with notes (the built-in tiny model's weights are random), and
+    default_model: the model used where a request names none (the default_model setting)."""
     models = []
     for provider in ctx.services.providers.all():
         models.extend(await asyncio.to_thread(provider.list_models))
-    return {"models": [dataclasses.asdict(model) for model in models]}
+    return {
+        "models": [dataclasses.asdict(model) for model in models],
+        "default_model": ctx.services.settings.default_model,
+    }
 
 
 async def list_samplers(ctx: RpcContext, params: NoParams) -> dict[str, Any]:

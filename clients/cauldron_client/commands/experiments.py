@@ -128,7 +128,9 @@ def priority(experiment_id: int, priority: int) -> None:
 
 @click.command()
 @click.option("--prompt", "prompts", multiple=True, required=True, help="Prompt; repeat for several.")
-@click.option("--model", "models", multiple=True, required=True, help="Model; repeat for several.")
+@click.option(
+    "--model", "models", multiple=True, help="Model; repeat for several [default: the daemon's default_model]."
+)
 @click.option("--sampler", "samplers", multiple=True, required=True, help="Sampler; repeat for several.")
 @click.option(
     "--steps", multiple=True, required=True, type=INTS, help='Step counts: 10,20,40 or a range ("10-40 [4]").'

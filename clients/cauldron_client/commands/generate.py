@@ -23,7 +23,7 @@ Values = list[Any] | str
 @click.command()
 @click.argument("prompt")
 @click.option("--negative", "negative_prompt", help="Negative prompt.")
-@click.option("--model", help="Model name (see `cauldronctl models`).")
+@click.option("--model", help="Model name (see `cauldronctl models`) [default: the daemon's default_model].")
 @click.option("--sampler", help='A1111 sampler name, e.g. "Euler a" (see `cauldronctl samplers`).')
 @click.option("--schedule", help="Automatic, Karras or Exponential.")
 @click.option("--steps", type=int)
@@ -149,7 +149,9 @@ VARY_SEED_HELP = (
 @click.command()
 @click.option("--prompt", "prompts", multiple=True, required=True, help="Prompt; repeat for a prompt axis.")
 @click.option("--negative", "negative_prompt", help="Negative prompt (the same for every cell).")
-@click.option("--model", "models", multiple=True, help="Model; repeat for a model axis.")
+@click.option(
+    "--model", "models", multiple=True, help="Model; repeat for a model axis [default: the daemon's default_model]."
+)
 @click.option("--sampler", "samplers", multiple=True, help="Sampler; repeat for a sampler axis.")
 @click.option("--schedule", "schedules", multiple=True, help="Schedule; repeat for a schedule axis.")
 @click.option("--steps", multiple=True, type=INTS, help=f"Steps: {_VALUES_HELP}.")

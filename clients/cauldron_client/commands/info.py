@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import textwrap
 from typing import Any
 
@@ -9,6 +11,8 @@ import click
 
 from cauldron_client.commands._common import call, emit_json, flatten, options, table
 from cauldron_client.connection import resolve_url
+
+TINY_MODEL = "tiny-sd"  # the daemon's built-in model: random weights, noise pictures
 
 
 @click.command()
@@ -70,6 +74,27 @@ def models() -> None:
         return
     rows = [(m.get("name"), m.get("provider"), m.get("source"), m.get("note")) for m in result.get("models", [])]
     click.echo(table(["name", "provider", "source", "note"], rows))
+    hint = default_model_hint(result)
+    if hint:
+        click.echo(hint, err=True)
+
+
+def default_model_hint(result: dict[str, Any]) -> str | None:
+    """What the daemon uses when no --model is given, and, while that is the built-in noise model, the first real
+    model found and how to make it the default."""
+    default = result.get("default_model")
+    if not isinstance(default, str):
+        return None  # an older daemon
+    line = f"default model: {default} (used when no --model is given)"
+    if default != TINY_MODEL:
+        return line
+    real = [str(m["name"]) for m in result.get("models", []) if m.get("name") and m.get("name") != TINY_MODEL]
+    if not real:
+        return line + "; tiny-sd draws noise: put a real model in the daemon's models folder"
+    return (
+        f"{line}; tiny-sd draws noise. To use {real[0]} instead: cauldrond --default-model {shlex.quote(real[0])}, "
+        f"CAULDRON_DEFAULT_MODEL={shlex.quote(real[0])}, or default_model = {json.dumps(real[0])} in its config"
+    )
 
 
 @click.command()
