@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 # The CPU build by default. GPU owners: `make demo TORCH_SPEC="torch==2.13.0 --index-url <your CUDA index>"`,
 # or install torch in $(VENV) first and pass TORCH_SPEC=torch.
 TORCH_SPEC ?= torch==2.13.0
+# k-diffusion, the sampler code A1111 runs, is the reference of tests/providers/test_sampler_parity.py. Installed
+# without its package requirements: they pull torchvision (which would replace the torch above) and training
+# tools the samplers never import; the two they do need are in the dev extra.
+KDIFFUSION_SPEC := k-diffusion==0.1.1.post1
 
 .PHONY: install demo test lint typecheck security pytest bench clean
 
@@ -17,6 +21,7 @@ $(VENV)/.installed: pyproject.toml clients/pyproject.toml $(addsuffix /pyproject
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e ".[dev]" -e ./clients $(addprefix -e ./,$(PLUGINS))
+	$(BIN)/python -m pip install --quiet --no-deps $(KDIFFUSION_SPEC)
 	touch $@
 
 demo: install

@@ -29,6 +29,10 @@ _SCHEDULE_FLAGS: dict[str, dict[str, bool]] = {
     EXPONENTIAL: {"use_karras_sigmas": False, "use_exponential_sigmas": True, "use_beta_sigmas": False},
 }
 
+# How far each sampler matches A1111's (k-diffusion's) for the same seed is measured by
+# tests/providers/test_sampler_parity.py and explained in docs/samplers.md; the notes below tell users the gist.
+_A1111_DISCARDS = "A1111 drops the next-to-last sigma and its Automatic is Karras, so not A1111's image for a seed"
+
 # A1111's k-diffusion (and UniPC) samplers space timesteps evenly from t_max down to 0, which diffusers calls
 # "linspace". SD 1.x configs ship "leading" (the DDIM/PLMS convention, kept for those two), which makes the
 # multistep solvers start well below t_max from pure noise.
@@ -55,24 +59,34 @@ SAMPLERS: dict[str, SamplerSpec] = {
         note="ancestral: adds fresh noise each step, so it never converges",
     ),
     "Heun": SamplerSpec("HeunDiscreteScheduler", dict(_K_DIFFUSION), note="two UNet evaluations per step"),
-    "DPM2": SamplerSpec("KDPM2DiscreteScheduler", dict(_K_DIFFUSION), note="two UNet evaluations per step"),
+    "DPM2": SamplerSpec(
+        "KDPM2DiscreteScheduler",
+        dict(_K_DIFFUSION),
+        note=f"two UNet evaluations per step; {_A1111_DISCARDS}",
+    ),
     "DPM2 a": SamplerSpec(
-        "KDPM2AncestralDiscreteScheduler", dict(_K_DIFFUSION), note="ancestral; two UNet evaluations per step"
+        "KDPM2AncestralDiscreteScheduler",
+        dict(_K_DIFFUSION),
+        note=f"ancestral; two UNet evaluations per step; {_A1111_DISCARDS}",
     ),
     "LMS": SamplerSpec("LMSDiscreteScheduler", dict(_K_DIFFUSION), requires=("scipy",)),
     "DPM++ 2M": SamplerSpec(
         "DPMSolverMultistepScheduler",
         {**_K_DIFFUSION, "algorithm_type": "dpmsolver++", "solver_order": 2, "use_lu_lambdas": False},
+        note="Karras: as A1111 within 0.3% (diffusers starts from 0.2% stronger noise); Automatic spaces steps "
+        "unlike A1111's Uniform, and A1111's own Automatic is Karras",
     ),
     "DPM++ 2M SDE": SamplerSpec(
         "DPMSolverMultistepScheduler",
         {**_K_DIFFUSION, "algorithm_type": "sde-dpmsolver++", "solver_order": 2, "use_lu_lambdas": False},
-        note="stochastic",
+        note="stochastic: a Gaussian draw per step where A1111 uses a Brownian tree, so not A1111's image for a "
+        "seed; A1111's own Automatic is Exponential",
     ),
     "DPM++ 3M SDE": SamplerSpec(
         "DPMSolverMultistepScheduler",
         {**_K_DIFFUSION, "algorithm_type": "sde-dpmsolver++", "solver_order": 3, "use_lu_lambdas": False},
-        note="stochastic; third order",
+        note="stochastic; third order: diffusers' third-order SDE solver, not A1111's (k-diffusion's) 3M SDE, "
+        "so not A1111's image for a seed",
     ),
     "DPM++ SDE": SamplerSpec(
         "DPMSolverSDEScheduler",
@@ -84,7 +98,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "DPM++ 2S a": SamplerSpec(
         "DPMSolverSinglestepScheduler",
         {**_K_DIFFUSION, "algorithm_type": "sde-dpmsolver++", "solver_order": 2},
-        note="approximation: diffusers has no ancestral 2S; this is the stochastic 2nd-order singlestep",
+        note="approximation: diffusers has no ancestral 2S; this is the stochastic 2nd-order singlestep, so not "
+        "A1111's image for a seed",
     ),
     "DDIM": SamplerSpec(
         "DDIMScheduler",
