@@ -4,6 +4,10 @@ The write order (file fsynced and renamed, then row committed) means a crash can
 debris: temp files (the crash hit before the rename), orphan PNGs (after the rename, before the COMMIT), and
 jobs still marked ``running``. A row pointing at a missing or damaged file should never happen; if the disk
 says otherwise, the row goes and its job is generated again, so a listed image is always a readable one.
+
+Jobs left ``running`` are judged by the crash guard (``judge``; docs/architecture.md, Durability, has the rules
+and the odds): a job is blamed on evidence only, when the process died while it ran alone as a suspect with its
+own work begun (the engine commits that moment before the work goes on).
 """
 
 from __future__ import annotations
@@ -12,11 +16,16 @@ import asyncio
 import hashlib
 import logging
 import os
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cauldrond.events import EventBus
 from cauldrond.media.png import PNG_SUFFIX, is_temp_name
+from cauldrond.store.jobs import InterruptedJob, Reaped, Verdict
 from cauldrond.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -25,11 +34,21 @@ HASH_CHUNK_BYTES = 1 << 20
 # Hashing releases the GIL, so a few threads keep a disk busy without starving the event loop's executor.
 HASH_CONCURRENCY = 4
 
+# A struck suspect lets this many other batches start (doubling per strike) before it runs again, so the rest of
+# the queue moves and it does not run first after every restart.
+BACKOFF_BATCHES = 2
+# Its wait in time is jittered (x0.5 to x1.5) so that it cannot stay in phase with a killer that strikes at a
+# fixed time after each start (a watchdog, an OOM killer set off by the start-up itself).
+JITTER = (0.5, 1.5)
+_random = secrets.SystemRandom()
+
 
 @dataclass
 class RecoveryReport:
     requeued: list[int] = field(default_factory=list)  # job ids back in the queue after an interruption
-    failed: list[int] = field(default_factory=list)  # job ids failed after too many interruptions
+    suspects: list[int] = field(default_factory=list)  # of those, the ones that became suspects at this start
+    strikes: list[int] = field(default_factory=list)  # of those, the ones blamed for this death (a strike)
+    quarantined: list[int] = field(default_factory=list)  # job ids failed: crashed the daemon too often alone
     temp_files_removed: int = 0
     orphans_removed: int = 0
     missing_files: list[int] = field(default_factory=list)  # job ids requeued because their file was gone
@@ -102,17 +121,61 @@ async def _verify(images_dir: Path, files: list[tuple[int, int, str, str]]) -> l
     return states
 
 
-async def recover(store: Store, images_dir: Path, max_attempts: int) -> RecoveryReport:
+def judge(
+    job: InterruptedJob,
+    max_strikes: int,
+    backoff_s: float,
+    *,
+    now: Callable[[], float] = time.time,
+    jitter: Callable[[], float] = lambda: _random.uniform(*JITTER),
+) -> Verdict:
+    """The crash guard's rules for a job the process died under."""
+    if not (job.suspect and job.at_work_alone):
+        # No evidence: it shared its batch with others, or it died before its own work began (in a model load).
+        # It becomes a suspect, to run alone. A suspect that was not yet at work lets one batch pass, so that a
+        # model whose load kills the process does not stop the whole queue.
+        return Verdict(strikes=job.strikes, backoff_batches=1 if job.suspect else 0)
+    strikes = job.strikes + 1
+    if strikes >= max_strikes:
+        times = f"{strikes} times" if strikes > 1 else "once"
+        return Verdict(strikes, quarantine=True, error=f"crashed the daemon {times} while running alone")
+    factor = 2 ** (strikes - 1)
+    return Verdict(
+        strikes,
+        backoff_batches=BACKOFF_BATCHES * factor,
+        not_before=now() + backoff_s * factor * jitter(),
+        error=f"crashed the daemon while running alone ({strikes} of {max_strikes}); waiting before another try",
+    )
+
+
+def _summarise(report: RecoveryReport, reaped: list[Reaped]) -> None:
+    for item in reaped:
+        job, verdict = item.job, item.verdict
+        if verdict.quarantine:
+            report.quarantined.append(job.id)
+            log.error("recovery: job %d quarantined: %s", job.id, verdict.error)
+            continue
+        report.requeued.append(job.id)
+        if not job.suspect:
+            report.suspects.append(job.id)
+        if verdict.strikes > job.strikes:
+            report.strikes.append(job.id)
+            log.warning("recovery: job %d %s", job.id, verdict.error)
+    if reaped:
+        log.warning(
+            "recovery: %d interrupted job(s): %d requeued (%d new suspects, %d strikes), %d quarantined",
+            len(reaped),
+            len(report.requeued),
+            len(report.suspects),
+            len(report.strikes),
+            len(report.quarantined),
+        )
+
+
+async def recover(store: Store, images_dir: Path, max_strikes: int, backoff_s: float = 10.0) -> RecoveryReport:
     """Run once at start, before the queue is rebuilt and before serving."""
     report = RecoveryReport()
-    report.requeued, report.failed = await store.jobs.reap_interrupted(max_attempts)
-    if report.requeued or report.failed:
-        log.warning(
-            "recovery: %d interrupted job(s) requeued, %d failed after %d interruptions",
-            len(report.requeued),
-            len(report.failed),
-            max_attempts,
-        )
+    _summarise(report, await store.jobs.reap_interrupted(lambda job: judge(job, max_strikes, backoff_s)))
 
     files = await store.images.files()
     referenced = {path for _image_id, _job_id, path, _sha in files}
@@ -135,3 +198,21 @@ async def recover(store: Store, images_dir: Path, max_attempts: int) -> Recovery
             if target is not None:
                 await asyncio.to_thread(target.unlink, True)
     return report
+
+
+async def announce(report: RecoveryReport, store: Store, events: EventBus) -> None:
+    """Publish the crash guard's verdicts of this start. Nobody can be subscribed yet, so they are retained and
+    every subscriber gets them first (``job.suspected`` for each new suspect and each strike; ``job.quarantined``
+    and ``job.failed`` for each quarantined job)."""
+    for job_id in [*report.suspects, *(j for j in report.strikes if j not in report.suspects)]:
+        job = await store.jobs.get(job_id)
+        if job is not None:
+            events.publish_retained(
+                "job.suspected", job_id=job.id, experiment_id=job.experiment_id, strikes=job.strikes
+            )
+    for job_id in report.quarantined:
+        job = await store.jobs.get(job_id)
+        if job is not None:
+            fields = {"job_id": job.id, "experiment_id": job.experiment_id, "error": job.last_error}
+            events.publish_retained("job.quarantined", strikes=job.strikes, **fields)
+            events.publish_retained("job.failed", **fields)

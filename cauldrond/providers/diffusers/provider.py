@@ -27,7 +27,7 @@ from cauldrond.providers.base import (
     SamplerInfo,
     StopCheck,
 )
-from cauldrond.providers.diffusers import denoise, devices, embeddings, loading, oom, samplers
+from cauldrond.providers.diffusers import denoise, devices, embeddings, interrupt, loading, oom, samplers
 
 log = logging.getLogger(__name__)
 
@@ -242,15 +242,17 @@ class DiffusersProvider:
             # reproduce (SDXL, subclasses) runs one call per CFG value: still correct, only less batched.
             groups = [list(range(len(batch)))] if run.own_loop else _indices_by_cfg(batch)
             results: list[GeneratedImage | None] = [None] * len(batch)
-            for indices in groups:
-                images = oom.run_adaptive(
-                    [batch[index] for index in indices],
-                    functools.partial(self._run_chunk, run),
-                    self.batch_limit,
-                    pixels=first.width * first.height,
-                )
-                for index, image in zip(indices, images, strict=True):
-                    results[index] = image
+            # A step of a large image takes minutes on a CPU: stop checks also run between UNet/VAE blocks.
+            with interrupt.stop_between_blocks(loaded.pipeline, should_stop):
+                for indices in groups:
+                    images = oom.run_adaptive(
+                        [batch[index] for index in indices],
+                        functools.partial(self._run_chunk, run),
+                        self.batch_limit,
+                        pixels=first.width * first.height,
+                    )
+                    for index, image in zip(indices, images, strict=True):
+                        results[index] = image
         assert all(result is not None for result in results)
         return [result for result in results if result is not None]
 
