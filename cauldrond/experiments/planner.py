@@ -7,12 +7,20 @@ them. Inside a group the axes' own order is kept, so progress still reads natura
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cauldrond.experiments.estimates import (
+    PlannedBatch,
+    Timing,
+    fit_cost_model,
+    planned_batches,
+    recorded_batches,
+)
 from cauldrond.queue.batching import cell_batch_key
+
+__all__ = ["PlanCost", "Timing", "estimate_seconds", "in_run_order", "plan_cost", "plan_order"]
 
 
 def plan_order(cells: Sequence[Mapping[str, Any]], loaded_model: str | None = None) -> list[int]:
@@ -49,44 +57,41 @@ class PlanCost:
 def plan_cost(ordered: Sequence[Mapping[str, Any]], max_batch_size: int, loaded_model: str | None = None) -> PlanCost:
     """Model loads and batches the engine will use for cells run in this order, as the queue batches them:
     adjacent cells with one batch key, up to ``max_batch_size``."""
-    loads = batches = 0
-    current_model = loaded_model
-    previous_key: Any = None
-    in_batch = 0
-    for cell in ordered:
-        if cell["model"] != current_model:
+    batches = planned_batches(ordered, [cell_batch_key(cell) for cell in ordered], max_batch_size)
+    return PlanCost(model_loads=_model_loads(batches, loaded_model), batches=len(batches))
+
+
+def _model_loads(batches: Sequence[PlannedBatch], loaded_model: str | None) -> int:
+    loads = 0
+    current = loaded_model
+    for batch in batches:
+        if batch.model != current:
             loads += 1
-            current_model = cell["model"]
-        key = cell_batch_key(cell)
-        if key != previous_key or in_batch == max_batch_size:
-            batches += 1
-            in_batch = 0
-            previous_key = key
-        in_batch += 1
-    return PlanCost(model_loads=loads, batches=batches)
+            current = batch.model
+    return loads
 
 
-@dataclass(frozen=True)
-class Timing:
-    model: str
-    steps: int
-    width: int
-    height: int
-    wall_time_s: float
-
-
-def estimate_seconds(ordered: Sequence[Mapping[str, Any]], history: Sequence[Timing]) -> tuple[float | None, str]:
-    """Seconds the cells should take, from this machine's recorded timings: the median seconds per step per
-    megapixel, per model where that model has history, else across all models. None without any history."""
+def estimate_seconds(
+    ordered: Sequence[Mapping[str, Any]],
+    history: Sequence[Timing],
+    max_batch_size: int,
+    loaded_model: str | None = None,
+    load_seconds: float | None = None,
+) -> tuple[float | None, str]:
+    """Seconds the cells should take run in this order, priced batch by batch with the cost model fitted to this
+    machine's recorded timings (``estimates.py``), plus ``load_seconds`` per model load when it is known. None
+    without any history."""
     if not history:
         return None, "no images generated on this machine yet"
-
-    def rate(samples: Sequence[Timing]) -> float:
-        return statistics.median(t.wall_time_s / (t.steps * t.width * t.height / 1e6) for t in samples)
-
-    overall = rate(history)
-    per_model = {model: rate([t for t in history if t.model == model]) for model in {t.model for t in history}}
-    total = sum(
-        per_model.get(cell["model"], overall) * cell["steps"] * cell["width"] * cell["height"] / 1e6 for cell in ordered
-    )
-    return round(total, 1), f"median of {len(history)} recent images on this machine, per model where known"
+    batches = planned_batches(ordered, [cell_batch_key(cell) for cell in ordered], max_batch_size)
+    model = fit_cost_model(recorded_batches(history))
+    total = sum(model.batch_seconds(batch) for batch in batches)
+    loads = _model_loads(batches, loaded_model)
+    basis = f"fitted to {len(history)} recent images on this machine, batch by batch"
+    if loads:
+        if load_seconds is None:
+            basis += f"; {loads} model load(s) not priced (no load measured yet)"
+        else:
+            total += loads * load_seconds
+            basis += f"; {loads} model load(s) at {load_seconds:.1f} s"
+    return round(total, 1), basis

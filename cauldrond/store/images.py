@@ -45,17 +45,22 @@ class ImageRepository:
             rows = await fetch_all(db, "SELECT id, job_id, path, sha256, size_bytes FROM images ORDER BY id")
         return [ImageFile(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
 
-    async def recent_timings(self, limit: int) -> list[tuple[str, int, int, int, float]]:
-        """(model, steps, width, height, wall_time_s) of the latest images: the planner's duration estimates."""
+    async def recent_timings(self, limit: int) -> list[tuple[str, int, int, int, float, str, int, int, str]]:
+        """(model, steps, width, height, wall_time_s, sampler, batch size, experiment id, created_at) of the latest
+        images: what the planner's duration estimates are fitted to (experiments/estimates.py)."""
         async with self._database.read() as db:
             rows = await fetch_all(
                 db,
                 "SELECT json_extract(params, '$.model'), json_extract(params, '$.steps'), "
-                "json_extract(params, '$.width'), json_extract(params, '$.height'), wall_time_s "
-                "FROM images WHERE wall_time_s > 0 ORDER BY id DESC LIMIT ?",
+                "json_extract(params, '$.width'), json_extract(params, '$.height'), wall_time_s, "
+                "json_extract(params, '$.sampler'), json_extract(metadata, '$.batch_size'), experiment_id, "
+                "created_at FROM images WHERE wall_time_s > 0 ORDER BY id DESC LIMIT ?",
                 (int(limit),),
             )
-        return [(str(r[0]), int(r[1]), int(r[2]), int(r[3]), float(r[4])) for r in rows]
+        return [
+            (str(r[0]), int(r[1]), int(r[2]), int(r[3]), float(r[4]), str(r[5]), int(r[6] or 1), int(r[7]), str(r[8]))
+            for r in rows
+        ]
 
     async def drop_and_requeue(self, image_id: int, reason: str = "image file lost") -> int | None:
         """Forget an image whose file is gone or damaged and put its job back in the queue (or cancelled, if

@@ -1,5 +1,7 @@
 import itertools
 
+import pytest
+
 from cauldrond.experiments.planner import Timing, estimate_seconds, in_run_order, plan_cost, plan_order
 
 
@@ -54,13 +56,15 @@ def test_order_is_a_permutation() -> None:
     assert sorted(order) == list(range(len(cells)))
 
 
-def test_estimate_uses_recorded_rates_per_model() -> None:
-    history = [Timing("a", 10, 1000, 1000, 2.0), Timing("a", 20, 1000, 1000, 4.0), Timing("b", 10, 1000, 1000, 10.0)]
-    cells = product(model=["a", "b", "c"])
-    for cell in cells:
-        cell.update(width=1000, height=1000, steps=10)
-    seconds, basis = estimate_seconds(cells, history)
-    # a: 0.2 s/step/MP, b: 1.0, c unknown -> overall median 0.2
-    assert seconds == 2.0 + 10.0 + 2.0
-    assert "median" in basis
-    assert estimate_seconds(cells, []) == (None, "no images generated on this machine yet")
+def test_estimate_prices_each_planned_batch_per_model() -> None:
+    # One recorded batch per model (4 images of 10 Euler steps at 64x64): with nothing varied, the exponents stay
+    # at their priors (evals 1, batch size 0.6, pixels 0.8) and each model's scale comes from its own batch.
+    history = [Timing("a", 10, 64, 64, 0.5, "Euler", 4, 1, f"2026-11-30T07:00:0{i}.000+00:00") for i in range(4)]
+    history += [Timing("b", 10, 64, 64, 2.5, "Euler", 4, 2, f"2026-11-30T07:01:0{i}.000+00:00") for i in range(4)]
+    cells = product(model=["a", "b", "c"], seed=[1, 2])
+    seconds, basis = estimate_seconds(in_run_order(cells, plan_order(cells)), history, max_batch_size=4)
+    # a: a batch of 2 at 2.0 s * (2/4)**0.6; b: 10.0 s * (2/4)**0.6; c has no history: the median of a and b.
+    a, b = 2.0 * 0.5**0.6, 10.0 * 0.5**0.6
+    assert seconds == pytest.approx(a + b + (a + b) / 2, abs=0.05)
+    assert "fitted to 8 recent images" in basis
+    assert estimate_seconds(cells, [], max_batch_size=4) == (None, "no images generated on this machine yet")
