@@ -34,7 +34,8 @@ class Settings:
     allow_pickle: bool = False  # load .ckpt/.bin pickles only when the owner says so
     max_batch_size: int = 4
     max_cells: int = 10_000
-    max_attempts: int = 3
+    max_attempts: int = 3  # crash guard: daemon deaths while a job runs alone before it is quarantined (1-3)
+    crash_backoff_s: int = 10  # crash guard: a struck suspect waits about this long (doubling per strike)
     # Room (MB) a batch must leave free in the images and database folders, or the queue pauses until there
     # is; 0 turns the check off (a write that fails still pauses the queue instead of failing jobs).
     min_free_disk_mb: int = 256
@@ -98,6 +99,7 @@ _FIELD_TYPES: dict[str, type] = {
     "max_batch_size": int,
     "max_cells": int,
     "max_attempts": int,
+    "crash_backoff_s": int,
     "min_free_disk_mb": int,
     "log_level": str,
     "plugins": str,
@@ -193,4 +195,6 @@ def load_settings(
         raise ConfigError("settings 'postprocess_concurrency' and 'postprocess_timeout_s' must be at least 1")
     if settings.max_batch_size < 1:
         raise ConfigError("setting 'max_batch_size' must be at least 1")
+    if not 1 <= settings.max_attempts <= 3 or settings.crash_backoff_s < 0:
+        raise ConfigError("setting 'max_attempts' must be 1-3 and 'crash_backoff_s' at least 0")
     return settings

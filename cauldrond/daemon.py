@@ -20,13 +20,13 @@ from cauldrond.experiments.service import ExperimentService
 from cauldrond.notify import notify
 from cauldrond.plugins.postprocess import PostProcessRunner
 from cauldrond.plugins.runtime import PluginSource, load_plugins
-from cauldrond.queue import JobQueue, QueuedJob
+from cauldrond.queue import JobQueue, queued_job
 from cauldrond.rpc.methods import register_builtin_methods
 from cauldrond.rpc.methods.plugins import register_plugin_methods
 from cauldrond.rpc.registry import MethodRegistry
 from cauldrond.services import Services
 from cauldrond.store import Store
-from cauldrond.store.recovery import recover
+from cauldrond.store.recovery import announce, recover
 from cauldrond.web.auth import ensure_token
 from cauldrond.web.frontend import WebFrontend
 
@@ -54,7 +54,7 @@ class Daemon:
         # 1. store, and the recovery that must happen before anything is served
         store = await Store.open(settings.database_path)
         try:
-            report = await recover(store, settings.images_dir, settings.max_attempts)
+            report = await recover(store, settings.images_dir, settings.max_attempts, settings.crash_backoff_s)
             # 2. plugins, one by one: a plugin that fails is skipped and listed as failed
             methods = MethodRegistry()
             register_builtin_methods(methods)
@@ -71,8 +71,9 @@ class Daemon:
             # 3. queue (rebuilt from SQLite) and engine
             queue = JobQueue()
             for row in await store.jobs.queued():
-                queue.add(QueuedJob(row.job_id, row.experiment_id, row.idx, row.params), row.priority)
+                queue.add(queued_job(row), row.priority)
             events = EventBus()
+            await announce(report, store, events)
             engine = Engine(
                 store=store,
                 queue=queue,

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
 Event = dict[str, Any]
+RETAINED_EVENTS = 100
 
 
 class Subscription:
@@ -39,9 +41,14 @@ class EventBus:
     def __init__(self, buffer_size: int = 1000) -> None:
         self._subscribers: set[Subscription] = set()
         self._buffer_size = buffer_size
+        # What start-up recovery found (the crash guard's verdicts): published before anyone could subscribe, so
+        # each new subscriber gets these first.
+        self._retained: deque[Event] = deque(maxlen=RETAINED_EVENTS)
 
     def subscribe(self, types: Iterable[str] | None = None) -> Subscription:
         subscription = Subscription(types, self._buffer_size)
+        for event in self._retained:
+            subscription.offer(event)
         self._subscribers.add(subscription)
         return subscription
 
@@ -50,6 +57,14 @@ class EventBus:
 
     def publish(self, event_type: str, **fields: Any) -> None:
         """Announce something that has already been committed to the store. Never blocks."""
-        event: Event = {"type": event_type, "ts": time.time(), **fields}
+        self._publish({"type": event_type, "ts": time.time(), **fields})
+
+    def publish_retained(self, event_type: str, **fields: Any) -> None:
+        """``publish``, and also hand the event to every later subscriber (the last RETAINED_EVENTS of them)."""
+        event: Event = {"type": event_type, "ts": time.time(), "retained": True, **fields}
+        self._retained.append(event)
+        self._publish(event)
+
+    def _publish(self, event: Event) -> None:
         for subscription in tuple(self._subscribers):
             subscription.offer(event)

@@ -14,7 +14,7 @@ import asyncio
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cauldrond.queue.deferral import Deferral
 
@@ -32,6 +32,48 @@ class QueuedJob:
     strikes: int = 0  # daemon deaths while it ran alone with its own work begun
     backoff_batches: int = 0  # other batches to let start before it runs again
     not_before: float = 0.0  # epoch seconds before which it does not run again
+
+
+class _QueuedRow(Protocol):
+    """What ``queued_job`` reads (the store's ``QueuedJobRow``, without importing the store)."""
+
+    @property
+    def job_id(self) -> int: ...
+
+    @property
+    def experiment_id(self) -> int: ...
+
+    @property
+    def idx(self) -> int: ...
+
+    @property
+    def params(self) -> dict[str, Any]: ...
+
+    @property
+    def suspect(self) -> bool: ...
+
+    @property
+    def strikes(self) -> int: ...
+
+    @property
+    def backoff_batches(self) -> int: ...
+
+    @property
+    def not_before(self) -> float: ...
+
+
+def queued_job(row: _QueuedRow) -> QueuedJob:
+    """The queue's job for a queued row of the store (``QueuedJobRow``), crash-guard state included."""
+    return QueuedJob(
+        row.job_id,
+        row.experiment_id,
+        row.idx,
+        row.params,
+        row.suspect,
+        row.strikes,
+        row.backoff_batches,
+        row.not_before,
+    )
 
 
 class _ExperimentLane:

@@ -13,26 +13,22 @@ own work begun (the engine commits that moment before the work goes on).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from cauldrond.events import EventBus
 from cauldrond.media.png import PNG_SUFFIX, is_temp_name
+from cauldrond.store.integrity import check_files, inside
 from cauldrond.store.jobs import InterruptedJob, Reaped, Verdict
 from cauldrond.store.store import Store
 
 log = logging.getLogger(__name__)
-
-HASH_CHUNK_BYTES = 1 << 20
-# Hashing releases the GIL, so a few threads keep a disk busy without starving the event loop's executor.
-HASH_CONCURRENCY = 4
 
 # A struck suspect lets this many other batches start (doubling per strike) before it runs again, so the rest of
 # the queue moves and it does not run first after every restart.
@@ -52,7 +48,9 @@ class RecoveryReport:
     temp_files_removed: int = 0
     orphans_removed: int = 0
     missing_files: list[int] = field(default_factory=list)  # job ids requeued because their file was gone
-    hash_mismatches: list[int] = field(default_factory=list)  # job ids requeued because their file changed
+    # Job ids requeued because their file's size no longer matches (start-up compares sizes, not hashes, so it
+    # stays fast at 100,000 images; `images.verify` hashes every byte).
+    altered_files: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,42 +81,6 @@ def _sweep(images_dir: Path, referenced: set[str]) -> tuple[int, int]:
             else:
                 orphans += 1
     return temps, orphans
-
-
-def _inside(images_dir: Path, relative: str) -> Path | None:
-    parts = PurePosixPath(relative).parts
-    if not parts or relative.startswith("/") or ".." in parts:
-        return None
-    return images_dir.joinpath(*parts)
-
-
-def _file_state(path: Path | None, expected_sha256: str) -> str:
-    """'ok', 'missing' or 'mismatch'. Reads in chunks: images can be large and there can be many."""
-    if path is None or not path.is_file():
-        return "missing"
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(HASH_CHUNK_BYTES):
-                digest.update(chunk)
-    except FileNotFoundError:
-        return "missing"
-    return "ok" if digest.hexdigest() == expected_sha256 else "mismatch"
-
-
-async def _verify(images_dir: Path, files: list[tuple[int, int, str, str]]) -> list[str]:
-    """The state of each image file, hashed by a few workers (not one task per file: there may be 100,000)."""
-    states = ["ok"] * len(files)
-    pending = iter(range(len(files)))
-
-    async def worker() -> None:
-        # The iterator is shared: next() never awaits, so each index goes to exactly one worker.
-        for index in pending:
-            _image_id, _job_id, path, sha256 = files[index]
-            states[index] = await asyncio.to_thread(_file_state, _inside(images_dir, path), sha256)
-
-    await asyncio.gather(*(worker() for _ in range(HASH_CONCURRENCY)))
-    return states
 
 
 def judge(
@@ -178,23 +140,25 @@ async def recover(store: Store, images_dir: Path, max_strikes: int, backoff_s: f
     _summarise(report, await store.jobs.reap_interrupted(lambda job: judge(job, max_strikes, backoff_s)))
 
     files = await store.images.files()
-    referenced = {path for _image_id, _job_id, path, _sha in files}
+    referenced = {image.path for image in files}
     report.temp_files_removed, report.orphans_removed = await asyncio.to_thread(_sweep, images_dir, referenced)
 
-    states = await _verify(images_dir, files)
-    for (image_id, _job_id, path, _sha), state in zip(files, states, strict=True):
+    states = await check_files(images_dir, files, full=False)
+    for image, state in zip(files, states, strict=True):
         if state == "ok":
             continue
-        log.warning("recovery: image %d file %s is %s; its job will be generated again", image_id, path, state)
-        job_id = await store.images.drop_and_requeue(image_id, reason=f"image file {state} at start")
+        log.warning(
+            "recovery: image %d file %s is %s; its job will be generated again", image.image_id, image.path, state
+        )
+        job_id = await store.images.drop_and_requeue(image.image_id, reason=f"image file {state} at start")
         if job_id is None:
             continue
         if state == "missing":
             report.missing_files.append(job_id)
         else:
-            report.hash_mismatches.append(job_id)
+            report.altered_files.append(job_id)
             # The row is gone, so the damaged file is now an orphan; remove it as the next start would.
-            target = _inside(images_dir, path)
+            target = inside(images_dir, image.path)
             if target is not None:
                 await asyncio.to_thread(target.unlink, True)
     return report

@@ -81,10 +81,15 @@ class QueuedJobRow:
     idx: int
     priority: int
     params: dict[str, Any]
+    # The crash guard's state (docs/architecture.md, Durability).
+    suspect: bool = False
+    strikes: int = 0
+    backoff_batches: int = 0
+    not_before: float = 0.0
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> QueuedJobRow:
-        return cls(row[0], row[1], row[2], row[3], loads(row[4]))
+        return cls(row[0], row[1], row[2], row[3], loads(row[4]), bool(row[5]), row[6], row[7], row[8])
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
@@ -103,6 +108,8 @@ class JobRow:
     started_at: str | None
     finished_at: str | None
     image_id: int | None
+    suspect: bool = False  # was running when the daemon died: runs alone until done (the crash guard)
+    strikes: int = 0  # daemon deaths while it ran alone with its own work begun
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRow:
@@ -119,6 +126,8 @@ class JobRow:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             image_id=row["image_id"],
+            suspect=bool(row["suspect"]),
+            strikes=row["strikes"],
         )
 
     def to_dict(self) -> dict[str, Any]:

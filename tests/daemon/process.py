@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -20,10 +21,11 @@ def free_port() -> int:
 
 
 class DaemonProcess:
-    def __init__(self, data_dir: Path, models_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, models_dir: Path, *extra: str, env: Mapping[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.models_dir = models_dir
         self.extra = extra
+        self.env = dict(env or {})  # added to this process's environment (CAULDRON_* settings, PYTHONPATH)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"{data_dir.name}-daemon.log"
@@ -37,7 +39,7 @@ class DaemonProcess:
         return (self.data_dir / "token").read_text().strip()
 
     def start(self, timeout: float = 60.0) -> None:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "COVERAGE_PROCESS_START": ""}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "COVERAGE_PROCESS_START": "", **self.env}
         command = [
             sys.executable,
             "-m",
@@ -66,6 +68,11 @@ class DaemonProcess:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"cauldrond did not become healthy:\n{self.log.read_text()}")
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit status once the process ends by itself (e.g. a plugin killed it); raises on timeout."""
+        assert self.proc is not None
+        return self.proc.wait(timeout)
 
     def kill(self) -> None:
         assert self.proc is not None

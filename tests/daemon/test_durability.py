@@ -74,44 +74,6 @@ async def test_sigkill_mid_sweep_then_restart_loses_nothing(
     assert on_disk == {str(row[1]) for row in images}, "no orphan or temp files"
 
 
-async def test_a_job_interrupted_three_times_fails_and_the_rest_run(
-    tmp_path: Path, models_dir: Path, processes: list[DaemonProcess]
-) -> None:
-    data_dir = tmp_path / "data"
-    process = launch(processes, data_dir, models_dir)
-    async with Client(process.url, process.token) as client:
-        created = await client.call(
-            "experiments.create",
-            name="crashy",
-            base=FAST,
-            cells=[
-                {"steps": 500, "width": 128, "height": 128, "seed": 1},
-                {"steps": 2, "seed": 2},
-                {"steps": 3, "seed": 3},
-            ],
-        )
-        experiment_id = created["experiment"]["id"]
-    for _round in range(3):
-        async with Client(process.url, process.token) as client:
-
-            async def poison_running() -> bool:
-                queue = await client.call("queue.list")
-                return any(job["idx"] == 0 for job in queue["running"])
-
-            await until(poison_running, timeout=60, interval=0.01)
-        process.kill()
-        process = launch(processes, data_dir, models_dir)
-    async with Client(process.url, process.token) as client:
-        result = await finished(client, experiment_id, timeout=120)
-        info = await client.call("system.info")
-    jobs = {job["idx"]: job for job in result["jobs"]}
-    assert jobs[0]["status"] == "failed" and jobs[0]["last_error"] == "interrupted 3 times"
-    assert jobs[0]["attempts"] == 3
-    assert jobs[1]["status"] == jobs[2]["status"] == "done"
-    assert info["recovery"]["failed"] == [jobs[0]["id"]]
-    process.terminate()
-
-
 async def test_sigterm_requeues_the_running_batch_and_exits_zero(
     tmp_path: Path, models_dir: Path, processes: list[DaemonProcess]
 ) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from cauldrond.params import GenerationParams
 from cauldrond.store import NewImage, Store, StoreError
+from cauldrond.store.jobs import InterruptedJob, Verdict
 
 
 @pytest.fixture
@@ -227,25 +228,52 @@ async def test_a_cancelled_experiment_is_never_revived_by_a_requeue(store: Store
     assert await store.jobs.queued() == []
 
 
-async def test_reap_interrupted_requeues_then_fails_after_three_interruptions(store: Store) -> None:
-    _experiment, (crashing, waiting) = await make(store, 2)
-    assert await store.jobs.reap_interrupted(3) == ([], [])
+async def test_reap_interrupted_applies_the_crash_guards_verdicts_in_one_go(store: Store) -> None:
+    _experiment, (struck, blamed, innocent, waiting) = await make(store, 4)
+    assert await store.jobs.reap_interrupted(lambda job: Verdict(strikes=99)) == []
 
-    for attempt in (1, 2):
-        await store.jobs.mark_running([crashing])
-        assert await store.jobs.reap_interrupted(3) == ([crashing], [])
-        job = await store.jobs.get(crashing)
-        assert job is not None and (job.status, job.attempts, job.last_error) == ("queued", attempt, None)
+    await store.jobs.mark_running([struck, blamed, innocent])
+    assert await store.jobs.mark_at_work_alone(struck)
+    seen: list[InterruptedJob] = []
 
-    await store.jobs.mark_running([crashing])
-    assert await store.jobs.reap_interrupted(3) == ([], [crashing])
-    job = await store.jobs.get(crashing)
-    assert job is not None
-    assert (job.status, job.attempts, job.last_error) == ("failed", 3, "interrupted 3 times")
-    assert job.finished_at is not None
-    bystander = await store.jobs.get(waiting)
-    assert bystander is not None and (bystander.status, bystander.attempts) == ("queued", 0)
-    assert [q.job_id for q in await store.jobs.queued()] == [waiting]
+    def judge(job: InterruptedJob) -> Verdict:
+        seen.append(job)
+        if job.id == struck:
+            return Verdict(strikes=1, backoff_batches=2, not_before=1234.5, error="one strike")
+        if job.id == blamed:
+            return Verdict(strikes=3, quarantine=True, error="crashed the daemon 3 times while running alone")
+        return Verdict(strikes=0)
+
+    reaped = await store.jobs.reap_interrupted(judge)
+    assert [item.job for item in reaped] == seen
+    assert seen == [
+        InterruptedJob(struck, _experiment, suspect=False, strikes=0, at_work_alone=True),
+        InterruptedJob(blamed, _experiment, suspect=False, strikes=0, at_work_alone=False),
+        InterruptedJob(innocent, _experiment, suspect=False, strikes=0, at_work_alone=False),
+    ]
+    rows = {job.id: job for job in await store.jobs.page(_experiment, 10, 0)}
+    assert (rows[struck].status, rows[struck].suspect, rows[struck].strikes) == ("queued", True, 1)
+    assert (rows[struck].attempts, rows[struck].last_error) == (1, "one strike")
+    assert (rows[blamed].status, rows[blamed].strikes) == ("failed", 3)
+    assert rows[blamed].last_error == "crashed the daemon 3 times while running alone"
+    assert rows[blamed].finished_at is not None
+    assert (rows[innocent].status, rows[innocent].suspect, rows[innocent].last_error) == ("queued", True, None)
+    assert (rows[waiting].status, rows[waiting].suspect, rows[waiting].attempts) == ("queued", False, 0)
+    queued = {row.job_id: row for row in await store.jobs.queued()}
+    assert set(queued) == {struck, innocent, waiting}
+    assert (queued[struck].backoff_batches, queued[struck].not_before) == (2, 1234.5)
+
+    # The next batch to start (not the struck job's) counts its wait down; its own start ends it.
+    await finish(store, innocent, "exp-000001/00002-2.png")
+    assert (await store.jobs.queued())[0].backoff_batches == 1
+    await store.jobs.mark_running([struck])
+    assert await store.jobs.queued() == [queued[waiting]]
+    # A clean shutdown's requeue drops the evidence, so a later reap finds the job without it.
+    assert await store.jobs.mark_at_work_alone(struck)
+    await store.jobs.requeue([struck], count_attempt=False)
+    await store.jobs.mark_running([struck])
+    ((item,),) = [await store.jobs.reap_interrupted(lambda job: Verdict(strikes=job.strikes))]
+    assert item.job == InterruptedJob(struck, _experiment, suspect=True, strikes=1, at_work_alone=False)
 
 
 async def test_complete_job_records_the_image_with_the_job(store: Store) -> None:

@@ -25,6 +25,8 @@ EVENT_TYPES = frozenset(
         "job.failed",
         "job.cancelled",
         "job.requeued",
+        "job.suspected",
+        "job.quarantined",
         "queue.paused",
         "queue.resumed",
         "events.dropped",
