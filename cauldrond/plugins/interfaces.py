@@ -24,13 +24,45 @@ class Exporter:
 
     ``export_image(image)`` gets one image record (the ``images.get`` shape, with ``file`` the absolute path to
     its PNG) and returns one file; ``export_experiment(experiment, images)`` gets the experiment record and all
-    its image records. Both run on a worker thread; raise ``ValueError`` with a clear message for what the format
-    cannot express (it is reported to the client as ``invalid_params``)."""
+    its image records and returns files, plus a ``SkippedImage`` for each image it cannot express. Without
+    ``export_experiment``, an experiment is exported image by image, and an image whose ``export_image`` raises
+    ``ValueError`` is skipped with that reason. Both run on a worker thread; raise ``ValueError`` with a clear
+    message for what the format cannot express (for a single image it reaches the client as ``invalid_params``)."""
 
     name: str
     description: str
     export_image: Callable[[Mapping[str, Any]], ExportedFile]
-    export_experiment: Callable[[Mapping[str, Any], Sequence[Mapping[str, Any]]], list[ExportedFile]] | None = None
+    export_experiment: (
+        Callable[[Mapping[str, Any], Sequence[Mapping[str, Any]]], Sequence[ExportedFile | SkippedImage]] | None
+    ) = None
+
+
+@dataclass(frozen=True)
+class SkippedImage:
+    """An image of an experiment that an exporter could not express: ``export_experiment`` may return these among
+    its files, so the images that can be exported still are and the client is told why the others were not."""
+
+    image_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class IgnoredField:
+    """A setting the other tool's file holds that cauldron cannot reproduce: reported to the user, never dropped
+    silently."""
+
+    field: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an importer read: params dicts, the settings it had to leave out, and notes for the user."""
+
+    params: list[dict[str, Any]]
+    ignored: list[IgnoredField] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -38,11 +70,12 @@ class Importer:
     """Turns a file from another tool into generation params (``cauldronctl import FILE``).
 
     ``import_file(content, filename)`` returns one params dict per image the file describes (the fields of
-    ``cauldrond.params.GenerationParams``); raise ``ValueError`` naming what cannot be mapped."""
+    ``cauldrond.params.GenerationParams``), or an ``Imported`` that also names the settings it could not map;
+    raise ``ValueError`` naming what is wrong with the file."""
 
     name: str
     description: str
-    import_file: Callable[[bytes, str], list[dict[str, Any]]]
+    import_file: Callable[[bytes, str], list[dict[str, Any]] | Imported]
 
 
 RpcHandler = Callable[[Any, Any], Awaitable[Any]]

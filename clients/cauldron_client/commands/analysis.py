@@ -210,12 +210,17 @@ def export_files(fmt: str, experiment_id: int | None, image_id: int | None, fold
         if name in ("", ".", ".."):
             raise CauldronError(f"the {fmt} exporter returned a file without a usable name")
         written.append(save_file(folder / name, bytes(item.get("content") or b"")))
+    # Images the format cannot express (e.g. PLMS in ComfyUI): the others are written, these are named with why.
+    skipped = list(result.get("skipped") or [])
     if options().json:
-        emit_json({"format": result.get("format"), "written": [str(path) for path in written]})
+        emit_json({"format": result.get("format"), "written": [str(path) for path in written], "skipped": skipped})
         return
     for path in written:
         click.echo(str(path))
-    click.echo(f"{len(written)} file(s) in {fmt} format", err=True)
+    for item in skipped:
+        click.echo(f"skipped image {item.get('image_id')}: {item.get('reason')}", err=True)
+    summary = f"{len(written)} file(s) in {fmt} format"
+    click.echo(summary + (f"; {len(skipped)} image(s) skipped" if skipped else ""), err=True)
 
 
 def export_text(content: Any) -> str:

@@ -1,9 +1,10 @@
-"""``cauldronctl import FILE``: turn another tool's file (a ComfyUI workflow, a PNG that carries one...) into
-generation params with one of the daemon's importer plugins, and optionally queue them."""
+"""``cauldronctl import FILE``: turn another tool's file (an A1111 PNG or pasted infotext, a ComfyUI workflow, a PNG
+that carries one...) into generation params with one of the daemon's importer plugins, and optionally queue them."""
 
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def png_text_only(data: bytes) -> bytes | None:
 
 
 def import_content(path: Path) -> bytes:
+    """The file's bytes (``-``: standard input, e.g. infotext pasted from A1111), PNGs slimmed to their text."""
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(MAX_IMPORT_BYTES + 1)
+        if len(data) > MAX_IMPORT_BYTES:
+            raise CauldronError(f"standard input holds over {MAX_IMPORT_BYTES} bytes; an import may be at most that")
+        return data
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -58,16 +65,21 @@ def import_content(path: Path) -> bytes:
 
 
 @click.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--format", "fmt", help="Importer to use [default: try each one the daemon has].")
 @click.option("--queue", "queue_it", is_flag=True, help="Queue the params as one experiment.")
 @click.option("--priority", type=int, default=0, show_default=True, help="Priority of the queued experiment.")
 @click.option("--name", help="Name of the queued experiment [default: import of FILE].")
 def import_(file: Path, fmt: str | None, queue_it: bool, priority: int, name: str | None) -> None:
-    """Turn FILE from another tool into generation params; with --queue, queue them."""
+    """Turn FILE from another tool into generation params; with --queue, queue them.
+
+    FILE may be an A1111 PNG (its 'parameters' chunk; cauldron's own PNGs carry one too), a ComfyUI workflow or
+    PNG, or - for standard input, e.g. infotext copied from A1111: cauldronctl import --format a1111 -
+    Settings cauldron cannot reproduce (hires fix, LoRA hashes, ADetailer...) are listed, never dropped silently."""
     content = import_content(file)
+    filename = "stdin.txt" if str(file) == "-" else file.name
     result = call(
-        "imports.run", content=content, filename=file.name, format=fmt, queue=queue_it, priority=priority, name=name
+        "imports.run", content=content, filename=filename, format=fmt, queue=queue_it, priority=priority, name=name
     )
     if options().json:
         emit_json(result)
@@ -80,6 +92,11 @@ def import_(file: Path, fmt: str | None, queue_it: bool, priority: int, name: st
         for n, p in enumerate(params, start=1)
     ]  # fmt: skip
     click.echo(table(["#", "model", "sampler", "steps", "cfg", "seed", "size", "prompt"], rows))
+    for item in result.get("ignored") or []:
+        value = f" = {item.get('value')}" if item.get("value") else ""
+        click.echo(f"ignored: {item.get('field')}{value} ({item.get('reason')})", err=True)
+    for note in result.get("notes") or []:
+        click.echo(f"note: {note}", err=True)
     experiment = result.get("experiment")
     if isinstance(experiment, dict):
         click.echo(

@@ -21,7 +21,7 @@ from cauldron_comfyui.importer import import_file
 from cauldron_comfyui.png_chunks import with_text_chunks
 from cauldrond.config import Settings
 from cauldrond.plugins.hookspecs import hookimpl
-from cauldrond.plugins.interfaces import ExportedFile, Exporter, Importer
+from cauldrond.plugins.interfaces import ExportedFile, Exporter, Importer, SkippedImage
 
 JSON = "application/json"
 
@@ -61,9 +61,20 @@ def export_png_file(image: Mapping[str, Any]) -> ExportedFile:
 
 def _per_image(
     export: Callable[[Mapping[str, Any]], ExportedFile],
-) -> Callable[[Mapping[str, Any], Sequence[Mapping[str, Any]]], list[ExportedFile]]:
-    def export_experiment(experiment: Mapping[str, Any], images: Sequence[Mapping[str, Any]]) -> list[ExportedFile]:
-        return [export(image) for image in images]
+) -> Callable[[Mapping[str, Any], Sequence[Mapping[str, Any]]], list[ExportedFile | SkippedImage]]:
+    """An experiment exported image by image: an image ComfyUI cannot express (a PLMS cell, a DDIM eta) is listed
+    with the reason, and every other image is still exported."""
+
+    def export_experiment(
+        experiment: Mapping[str, Any], images: Sequence[Mapping[str, Any]]
+    ) -> list[ExportedFile | SkippedImage]:
+        outcomes: list[ExportedFile | SkippedImage] = []
+        for image in images:
+            try:
+                outcomes.append(export(image))
+            except ValueError as exc:
+                outcomes.append(SkippedImage(int(image["id"]), str(exc)))
+        return outcomes
 
     return export_experiment
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from cauldrond.config import Settings
 from cauldrond.media.png import png_text_chunks, write_png_atomic
-from cauldrond.plugins.interfaces import Exporter, Importer
+from cauldrond.plugins.interfaces import ExportedFile, Exporter, Importer, SkippedImage
 from cauldrond.plugins.manager import get_plugin_manager
 
 
@@ -82,3 +82,14 @@ def test_export_of_plms_is_invalid_params(tmp_path: Path, image: dict[str, Any])
     exporters, _ = registered(tmp_path)
     with pytest.raises(ValueError, match="no ComfyUI equivalent"):
         exporters["comfyui"].export_image({**image, "params": params(sampler="PLMS", schedule="Automatic")})
+
+
+def test_experiment_export_skips_what_comfyui_cannot_express(tmp_path: Path, image: dict[str, Any]) -> None:
+    exporters, _ = registered(tmp_path)
+    plms = {**image, "id": 8, "params": params(sampler="PLMS", schedule="Automatic")}
+    export_experiment = exporters["comfyui-api"].export_experiment
+    assert export_experiment is not None
+    first, second = export_experiment({"id": 1, "name": "sweep"}, [image, plms])
+    assert isinstance(first, ExportedFile) and first.filename == "image-7.comfyui-api.json"
+    assert isinstance(second, SkippedImage) and second.image_id == 8
+    assert "PLMS" in second.reason and "no ComfyUI equivalent" in second.reason
