@@ -80,3 +80,12 @@ def test_analysis_rows_are_per_sampler_and_schedule() -> None:
     lines = format_analysis(result, "mad", 0.02).splitlines()
     assert lines[2].split() == ["DPM++", "2M", "2", "2", "8", "8–8", "0"]
     assert lines[3].split() == ["DPM++", "2M", "Karras", "2", "2", "4", "4–4", "0"]
+
+
+def test_queue_and_import_tables_name_the_schedule() -> None:
+    from cauldron_client.commands.queue import _job_row
+
+    job = {"id": 1, "experiment_id": 2, "idx": 0, "priority": 0}
+    params = {"model": "tiny-sd", "sampler": "DPM++ SDE", "schedule": "Karras", "steps": 4, "width": 64, "height": 64}
+    assert _job_row({**job, "params": params})[5] == "DPM++ SDE Karras"  # as A1111's sampler list names it
+    assert _job_row({**job, "params": {**params, "schedule": "Automatic"}})[5] == "DPM++ SDE"

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from cauldron_client.commands._common import call, emit_json, options, shorten, table
+from cauldron_client.sampler_names import sampler_name_of
 
 
 @click.group()
@@ -19,7 +20,8 @@ def _job_row(job: dict[str, Any]) -> tuple[Any, ...]:
     size = f"{params.get('width', '?')}x{params.get('height', '?')}" if params else None
     return (
         job.get("id"), job.get("experiment_id"), job.get("idx"), job.get("priority"), params.get("model"),
-        params.get("sampler"), params.get("steps"), size, shorten(params.get("prompt"), 40),
+        sampler_name_of(params) if params.get("sampler") else None, params.get("steps"), size,
+        shorten(params.get("prompt"), 40),
     )  # fmt: skip
 
 
