@@ -289,8 +289,10 @@ class JobRepository:
                 chosen = {job_id: chosen[job_id] for job_id in {int(job_id) for job_id in job_ids}}
             ids = id_list(chosen)
             await db.execute(
+                # A quarantined job gets three fresh strikes; it stays a suspect, so it runs alone.
                 "UPDATE jobs SET status = 'queued', attempts = 0, last_error = NULL, started_at = NULL, "
-                "finished_at = NULL WHERE id IN (SELECT value FROM json_each(?))",
+                "finished_at = NULL, strikes = 0, backoff_batches = 0, not_before = 0 "
+                "WHERE id IN (SELECT value FROM json_each(?))",
                 (ids,),
             )
             if "cancelled" in chosen.values():
