@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cauldrond.experiments.cells import SpecError
 from cauldrond.params import GenerationParams
-from cauldrond.plugins.interfaces import ExportedFile, Exporter
+from cauldrond.plugins.interfaces import ExportedFile, Exporter, Imported, SkippedImage
 from cauldrond.plugins.postprocess import image_record
 from cauldrond.rpc.context import RpcContext
 from cauldrond.rpc.methods.shapes import experiment_shape, image_shape
@@ -120,7 +120,15 @@ def _export(exporter: Exporter, experiment: Mapping[str, Any] | None, images: Se
         return [exporter.export_image(images[0])]
     if exporter.export_experiment is not None:
         return list(exporter.export_experiment(experiment, images))
-    return [exporter.export_image(image) for image in images]
+    return [_export_or_skip(exporter, image) for image in images]
+
+
+def _export_or_skip(exporter: Exporter, image: Mapping[str, Any]) -> ExportedFile | SkippedImage:
+    try:
+        return exporter.export_image(image)
+    except ValueError as exc:
+        # One image the format cannot express (a PLMS cell in ComfyUI) must not cost the others their files.
+        return SkippedImage(int(image["id"]), str(exc))
 
 
 async def export_run(ctx: RpcContext, params: ExportParams) -> dict[str, Any]:
@@ -133,15 +141,23 @@ async def export_run(ctx: RpcContext, params: ExportParams) -> dict[str, Any]:
     experiment, images = await _export_target(ctx.services, params)
     try:
         results = await asyncio.to_thread(_export, exporter, experiment, images)
-        files = [_file_shape(item) for item in results]
+        skipped = [{"image_id": i.image_id, "reason": i.reason} for i in results if isinstance(i, SkippedImage)]
+        files = [_file_shape(item) for item in results if not isinstance(item, SkippedImage)]
     except ValueError as exc:
         raise RpcError("invalid_params", f"{params.format}: {exc}") from exc
     except Exception as exc:
         raise RpcError("internal_error", f"the {params.format} exporter failed: {type(exc).__name__}: {exc}") from exc
+    if experiment is not None and not files:
+        reasons = "; ".join(f"image {item['image_id']}: {item['reason']}" for item in skipped[:3])
+        raise RpcError(
+            "invalid_params",
+            f"{params.format}: no image of experiment {experiment['id']} can be exported ({reasons})",
+            {"skipped": skipped},
+        )
     size = sum(len(item["content"]) for item in files)
     if size > MAX_EXPORT_BYTES:
         raise RpcError("too_large", f"the export is {size} bytes; export fewer images at a time")
-    return {"format": params.format, "files": files}
+    return {"format": params.format, "files": files, "skipped": skipped}
 
 
 async def _export_target(
@@ -188,7 +204,10 @@ class ImportParams(BaseModel):
 
 
 async def import_run(ctx: RpcContext, params: ImportParams) -> dict[str, Any]:
-    """Turn a file from another tool into generation params; with queue=true also queue them as one experiment."""
+    """Turn a file from another tool into generation params; with queue=true also queue them as one experiment.
+    Without a format, each importer is tried in turn (the built-in a1111 first) and the first that reads the file
+    wins. `ignored` lists the file's settings cauldron cannot reproduce ({field, value, reason}); `notes` says
+    what else the user should know (a model hash, defaults that applied)."""
     runtime = _runtime(ctx)
     importers = dict(runtime.catalogue.importers) if runtime is not None else {}
     if params.format is not None:
@@ -207,8 +226,14 @@ async def import_run(ctx: RpcContext, params: ImportParams) -> dict[str, Any]:
         except Exception as exc:
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
             continue
-        cells = _validated_cells(name, found)
-        result: dict[str, Any] = {"format": name, "params": cells}
+        imported = found if isinstance(found, Imported) else Imported(params=found)
+        cells = _validated_cells(name, imported.params)
+        result: dict[str, Any] = {
+            "format": name,
+            "params": cells,
+            "ignored": [{"field": i.field, "value": i.value, "reason": i.reason} for i in imported.ignored],
+            "notes": list(imported.notes),
+        }
         if params.queue:
             result.update(await _queue(ctx, params, name, cells))
         return result
