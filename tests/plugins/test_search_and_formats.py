@@ -61,14 +61,16 @@ async def test_exporters_and_importers_over_rpc(start_daemon: StartDaemon) -> No
         images = sorted((job["params"]["seed"], job["image_id"]) for job in experiment["jobs"])
 
         one = await client.call("exports.run", format="pipe", image_id=images[0][1])
-        assert one == {
-            "format": "pipe",
-            "files": [
-                {"filename": f"image-{images[0][1]}.txt", "media_type": "text/plain", "content": b"a lighthouse|11|2\n"}
-            ],
-        }
-        with pytest.raises(RpcError) as caught:  # the exporter's ValueError reaches the client as it was raised
-            await client.call("exports.run", format="pipe", experiment_id=experiment["experiment"]["id"])
+        assert (one["format"], one["skipped"]) == ("pipe", [])
+        assert one["files"] == [
+            {"filename": f"image-{images[0][1]}.txt", "media_type": "text/plain", "content": b"a lighthouse|11|2\n"}
+        ]
+        # An experiment: the image the exporter refuses is listed with its ValueError, the other is still written.
+        whole = await client.call("exports.run", format="pipe", experiment_id=experiment["experiment"]["id"])
+        assert [f["content"] for f in whole["files"]] == [b"a lighthouse|11|2\n"]
+        assert whole["skipped"] == [{"image_id": images[1][1], "reason": "this prompt cannot be exported"}]
+        with pytest.raises(RpcError) as caught:  # one image: the exporter's ValueError reaches the client as raised
+            await client.call("exports.run", format="pipe", image_id=images[1][1])
         assert caught.value.code == "invalid_params" and "cannot be exported" in caught.value.message
         with pytest.raises(RpcError) as caught:
             await client.call("exports.run", format="nonesuch", image_id=images[0][1])
