@@ -144,8 +144,12 @@ def infotext_to_params(info: Infotext) -> Imported:
     size = fields.pop("Size", None)
     if size is not None:
         params["width"], params["height"] = _size(size)
-    _eta(fields, params, ignored)
-    if not fields.get("Version", "").startswith("cauldron-"):  # our own PNGs draw their noise as we do
+    if fields.get("Version", "").startswith("cauldron-"):
+        # Our own PNGs write cauldron's eta as "Eta", and draw their noise as cauldron does.
+        if "Eta" in fields:
+            params["eta"] = _converted("Eta", fields.pop("Eta"), float)
+    else:
+        _eta(fields, params, ignored)
         _rng(fields, ignored, notes)
     if "model" not in params:
         notes.append("no Model field: the default model is used")

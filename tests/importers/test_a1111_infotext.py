@@ -171,6 +171,9 @@ def test_our_own_png_round_trips_what_it_records() -> None:
     assert GenerationParams.model_validate(back).to_json_dict() == params
     assert result.ignored == []
     assert not any("GPU" in note for note in result.notes)
+    ddim = GenerationParams(prompt="p", sampler="DDIM", eta=0.3, seed=5, width=64, height=64).to_json_dict()
+    (back,) = imported(png_text_chunks(ddim, {})["parameters"]).params
+    assert GenerationParams.model_validate(back).to_json_dict() == ddim
 
 
 @pytest.mark.parametrize(
