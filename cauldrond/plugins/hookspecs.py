@@ -52,6 +52,13 @@ def cauldron_process_image(image: Mapping[str, Any], settings: Settings) -> Mapp
 
 
 @hookspec
+def cauldron_check_configuration(settings: Settings) -> str | None:
+    """Say whether the plugin can do its work with these settings: None when it can, otherwise one sentence a user
+    can act on (``"tagging is not configured: set url in [plugins.llm-tags]"``). Called once after loading; a
+    plugin that is not configured stays loaded, is shown so by ``plugins.list``, and gets no images to process."""
+
+
+@hookspec
 def cauldron_startup(daemon: Any) -> None:
     """Called once after the daemon has started its store, plugins and engine, before it serves."""
 

@@ -126,6 +126,8 @@ class PostProcessRunner:
     def submit(self, image_id: int) -> None:
         """Queue ``image_id`` for every loaded post-processor. Never blocks and never raises: the engine calls it."""
         for impl in self._runtime.hookimpls(HOOK):
+            if not self._runtime.is_configured(impl.plugin_name):
+                continue  # it would only return nothing, and its counts would read as work done
             try:
                 self._queue.put_nowait((image_id, impl.plugin_name))
             except asyncio.QueueFull:

@@ -27,6 +27,7 @@ COLLECTING_HOOKS = (
     "cauldron_register_exporters",
     "cauldron_register_importers",
 )
+CONFIGURATION_HOOK = "cauldron_check_configuration"
 # An async registration, startup or shutdown hook that takes longer than this is treated as failed.
 LIFECYCLE_TIMEOUT_S = 30.0
 
@@ -47,6 +48,8 @@ class PluginStatus:
     status: str  # loaded | failed | disabled
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
+    # From cauldron_check_configuration: what is missing before the plugin can work; None when nothing is.
+    not_configured: str | None = None
     # Post-processing outcomes since the daemon started.
     processed: int = 0
     failed: int = 0
@@ -60,6 +63,8 @@ class PluginStatus:
             "status": self.status,
             "error": self.error,
             "hooks": list(self.hooks),
+            "configured": self.not_configured is None,
+            "not_configured": self.not_configured,
             "postprocess": {
                 "ok": self.processed,
                 "failed": self.failed,
@@ -199,7 +204,35 @@ class PluginRuntime:
                     self.fail(source.name, f"{hook} raised {_one_line(exc)}")
                     return False
         staging.commit()
+        status.not_configured = await self._check_configuration(source.name)
+        if status.not_configured is not None:
+            log.warning("plugin %s is loaded but not configured: %s", source.name, status.not_configured)
         return True
+
+    async def _check_configuration(self, plugin: str) -> str | None:
+        """The plugin's own word on its settings; a check that raises means the settings are wrong."""
+        for impl in self.hookimpls(CONFIGURATION_HOOK):
+            if impl.plugin_name != plugin:
+                continue
+            try:
+                result = await call_impl(impl, {"settings": self.settings}, LIFECYCLE_TIMEOUT_S)
+            except Exception as exc:
+                return f"its settings are invalid: {_one_line(exc)}"
+            if result is not None:
+                return " ".join(str(result).split())[:500] or "not configured"
+        return None
+
+    def unconfigured(self, hook: str) -> list[dict[str, str]]:
+        """Loaded plugins implementing ``hook`` that are not configured: ``[{"plugin", "not_configured"}]``."""
+        return [
+            {"plugin": status.name, "not_configured": status.not_configured}
+            for status in self.statuses.values()
+            if status.status == "loaded" and status.not_configured is not None and hook in status.hooks
+        ]
+
+    def is_configured(self, plugin: str) -> bool:
+        status = self.statuses.get(plugin)
+        return status is None or status.not_configured is None
 
     def _warn_about_restriction(self, allowed: set[str] | None, installed: set[str]) -> None:
         if allowed is None:

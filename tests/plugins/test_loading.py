@@ -53,6 +53,8 @@ async def test_broken_plugins_are_skipped_listed_and_the_daemon_serves(
                 "status": "loaded",
                 "error": None,
                 "hooks": ["cauldron_process_image"],
+                "configured": True,  # it has no cauldron_check_configuration: nothing to configure
+                "not_configured": None,
                 "postprocess": {"ok": 0, "failed": 0, "timeout": 0, "last_error": None},
             }
             assert listed["broken"]["status"] == "failed"

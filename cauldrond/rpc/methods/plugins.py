@@ -82,12 +82,18 @@ class SearchParams(BaseModel):
 
 async def search(ctx: RpcContext, params: SearchParams) -> dict[str, Any]:
     """Images whose annotations (e.g. a tagger's description and tags) contain every query word, case-insensitive,
-    and the tag if one is given; ascending id, page with after_id."""
+    and the tag if one is given; ascending id, page with after_id while has_more. not_configured lists the
+    post-processing plugins that are loaded but not configured, whose annotations new images will lack."""
     rows = await ctx.services.store.annotations.search_images(
-        words=params.query.split(), tag=params.tag.strip() if params.tag else None, limit=params.limit,
+        words=params.query.split(), tag=params.tag.strip() if params.tag else None, limit=params.limit + 1,
         after_id=params.after_id,
     )  # fmt: skip
-    return {"images": [image_shape(ctx.services, row) for row in rows]}
+    runtime = _runtime(ctx)
+    return {
+        "images": [image_shape(ctx.services, row) for row in rows[: params.limit]],
+        "has_more": len(rows) > params.limit,
+        "not_configured": runtime.unconfigured("cauldron_process_image") if runtime is not None else [],
+    }
 
 
 async def export_formats(ctx: RpcContext, params: NoParams) -> dict[str, Any]:

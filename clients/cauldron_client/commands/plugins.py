@@ -23,6 +23,8 @@ def plugins() -> None:
     for plugin in result.get("plugins", []):
         if plugin.get("error") and plugin.get("status") == "failed":
             click.echo(f"{plugin.get('name')}: {plugin['error']}", err=True)
+        elif plugin.get("not_configured"):
+            click.echo(f"{plugin.get('name')}: {plugin['not_configured']}", err=True)
 
 
 def plugin_row(plugin: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -32,7 +34,10 @@ def plugin_row(plugin: Mapping[str, Any]) -> tuple[Any, ...]:
     if "cauldron_process_image" in (plugin.get("hooks") or []):
         processed = f"{counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, {counts.get('timeout', 0)} timeout"
     hooks = ", ".join(str(hook).removeprefix("cauldron_") for hook in plugin.get("hooks") or [])
-    return plugin.get("name"), plugin.get("version"), plugin.get("status"), processed, hooks
+    status = plugin.get("status")
+    if status == "loaded" and plugin.get("configured") is False:
+        status, processed = "loaded, not configured", None  # its counts would only say it was skipped
+    return plugin.get("name"), plugin.get("version"), status, processed, hooks
 
 
 @click.command()
@@ -54,3 +59,9 @@ def search(words: tuple[str, ...], tag: str | None, limit: int, after_id: int | 
     click.echo(table(["id", "experiment", "seed", "prompt", "file"], rows))
     if not images:
         click.echo("no images match", err=True)
+    if result.get("has_more") and images:
+        click.echo(f"more images match: add --after {images[-1].get('id')} for the next {limit}", err=True)
+    for plugin in result.get("not_configured") or []:
+        # Searching annotations a plugin is not producing finds nothing new: say why.
+        click.echo(f"note: plugin {plugin.get('plugin')} is not annotating images: {plugin.get('not_configured')}",
+                   err=True)  # fmt: skip

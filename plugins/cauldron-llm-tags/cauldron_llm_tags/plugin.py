@@ -70,6 +70,19 @@ async def tag_image(image: Mapping[str, Any], config: LlmTagsSettings) -> dict[s
 
 
 @hookimpl
+def cauldron_check_configuration(settings: Settings) -> str | None:
+    """Off until a server is named: say so, so that `cauldronctl plugins` and image searches can tell the user.
+    Invalid settings raise LlmTagsConfigError, which the daemon reports the same way."""
+    config = load_llm_tags_settings(settings.plugin_config(PLUGIN_NAME), os.environ)
+    if config.enabled:
+        return None
+    return (
+        "tagging is not configured: set url in [plugins.llm-tags] or CAULDRON_LLM_TAGS_URL "
+        "(an Ollama or OpenAI-compatible server)"
+    )
+
+
+@hookimpl
 async def cauldron_process_image(image: Mapping[str, Any], settings: Settings) -> dict[str, str] | None:
     """Annotations ``description``, ``tags`` (comma-separated), ``quality`` (1-10) and ``model``; None when off."""
     config = load_llm_tags_settings(settings.plugin_config(PLUGIN_NAME), os.environ)
