@@ -86,8 +86,12 @@ def create_tiny(ctx: click.Context, overwrite: bool, single_file: bool) -> None:
     """Write the built-in tiny-sd model: random weights in the SD 1.x layout (its images are noise patterns)."""
     from cauldrond.models.single_file import export_single_file
     from cauldrond.models.tiny import create_tiny_model
+    from cauldrond.security.files import is_inside, make_private_dir
 
-    models_dir = _settings(ctx).resolved_models_dir
+    settings = _settings(ctx)
+    models_dir = settings.resolved_models_dir
+    if is_inside(models_dir, settings.data_dir):
+        make_private_dir(settings.data_dir)  # made here first, it must still be the owner's alone (0700)
     started = time.monotonic()
     folder = create_tiny_model(models_dir, overwrite=overwrite)
     click.echo(f"tiny-sd ready at {folder} ({time.monotonic() - started:.1f} s)")

@@ -42,6 +42,8 @@ class Settings:
     log_level: str = "INFO"
     postprocess_concurrency: int = 2  # plugin post-processing calls running at once
     postprocess_timeout_s: int = 60  # per call; a plugin may set process_timeout_s in [plugins.<name>]
+    max_connections: int = 100  # open RPC WebSockets; more are refused with HTTP 503
+    max_rpc_in_flight: int = 128  # RPC requests running at once across all connections (fair share)
     plugins: str = ""  # comma-separated plugin names to load; empty loads every installed plugin
     lan: bool = False  # serve on the LAN (HTTPS) as well as loopback
     instance_name: str = ""  # mDNS instance name; empty means the hostname
@@ -105,6 +107,8 @@ _FIELD_TYPES: dict[str, type] = {
     "plugins": str,
     "postprocess_concurrency": int,
     "postprocess_timeout_s": int,
+    "max_connections": int,
+    "max_rpc_in_flight": int,
     "lan": bool,
     "instance_name": str,
     "tls_cert": Path,
@@ -195,6 +199,8 @@ def load_settings(
         raise ConfigError("settings 'postprocess_concurrency' and 'postprocess_timeout_s' must be at least 1")
     if settings.max_batch_size < 1:
         raise ConfigError("setting 'max_batch_size' must be at least 1")
+    if settings.max_connections < 1 or settings.max_rpc_in_flight < 1:
+        raise ConfigError("settings 'max_connections' and 'max_rpc_in_flight' must be at least 1")
     if not 1 <= settings.max_attempts <= 3 or settings.crash_backoff_s < 0:
         raise ConfigError("setting 'max_attempts' must be 1-3 and 'crash_backoff_s' at least 0")
     return settings

@@ -24,6 +24,7 @@ from cauldrond.queue import JobQueue, queued_job
 from cauldrond.rpc.methods import register_builtin_methods
 from cauldrond.rpc.methods.plugins import register_plugin_methods
 from cauldrond.rpc.registry import MethodRegistry
+from cauldrond.security.files import make_private_database, make_private_dir
 from cauldrond.services import Services
 from cauldrond.store import Store
 from cauldrond.store.recovery import announce, recover
@@ -46,7 +47,9 @@ class Daemon:
 
     async def start(self) -> None:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # 0700 even when another command (models create-tiny) made the folder first; the database 0600.
+        make_private_dir(settings.data_dir)
+        make_private_database(settings.database_path)
         settings.images_dir.mkdir(parents=True, exist_ok=True)
         settings.renders_dir.mkdir(parents=True, exist_ok=True)
         token = ensure_token(settings.token_path)
@@ -132,6 +135,9 @@ class Daemon:
         if self.frontend is not None:
             await self.frontend.stop()
             self.frontend = None
+        # Heavy work (imports, grids, analyses) is dropped, not waited for: its threads die with the process.
+        services.import_pool.close()
+        services.results.close()
         await services.engine.stop()
         self.abandoned_work = services.engine.abandoned_work
         if services.postprocess is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cauldrond.work_pool import WorkPool
+
 if TYPE_CHECKING:
     import pluggy
 
@@ -39,3 +41,6 @@ class Services:
     # The loaded plugins (status, exporters, importers) and the post-processing runner.
     plugin_runtime: PluginRuntime | None = None
     postprocess: PostProcessRunner | None = None
+    # Imports from other tools parse untrusted files: two threads of their own, so they never take the threads
+    # cheap requests use (grids and analyses have ResultsService's pool).
+    import_pool: WorkPool = field(default_factory=lambda: WorkPool("imports", workers=2))

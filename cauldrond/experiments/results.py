@@ -1,12 +1,16 @@
 """Turning an experiment's finished images into answers: labelled grids, exports and convergence analysis.
-Everything heavy (decoding PNGs, drawing, SSIM, plotting) runs on a worker thread, never on the event loop."""
+
+Everything heavy (decoding PNGs, drawing, SSIM, plotting) runs on this service's own pool of one thread, never
+on the event loop nor on asyncio's default executor: grids are drawn one at a time, so six large requests cost
+one grid's memory and leave the threads cheap requests use alone (issue 9). A grid holds its own pixels plus one
+decoded cell at a time; ``memory`` records the most pixels held at once."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +23,15 @@ from cauldrond.analysis.plot import plot_convergence
 from cauldrond.analysis.timing import analyze_timing
 from cauldrond.experiments.errors import SpecError
 from cauldrond.experiments.layout import ExperimentLayout, combinations, experiment_layout
-from cauldrond.media.grid import GridTooLarge, draw_grid, grid_layout
-from cauldrond.media.png import write_png_atomic
+from cauldrond.media.grid import GridLayout, GridTooLarge, draw_grid, grid_layout
+from cauldrond.media.png import write_bytes_atomic, write_png_atomic
 from cauldrond.store import ExperimentRow, ImageRow, JobRow, Store
+from cauldrond.work_pool import WorkPool
 
 MAX_JOBS = 100_000
+# An export reply carries at most this many characters (12 MiB of UTF-8 at worst, under the 15 MiB a reply may
+# have); a longer export is fetched part by part.
+EXPORT_PART_CHARS = 3 * 1024 * 1024
 
 
 class NotFound(LookupError):
@@ -40,11 +48,35 @@ class ExperimentResults:
         return [image.to_dict() for image in sorted(self.images.values(), key=lambda i: i.id)]
 
 
+class PixelLedger:
+    """Pixels decoded or drawn and not yet released, and the most ever held at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.held = 0
+        self.peak = 0
+
+    def take(self, pixels: int) -> None:
+        with self._lock:
+            self.held += pixels
+            self.peak = max(self.peak, self.held)
+
+    def give_back(self, pixels: int) -> None:
+        with self._lock:
+            self.held -= pixels
+
+
 class ResultsService:
     def __init__(self, store: Store, images_dir: Path, renders_dir: Path) -> None:
         self._store = store
         self._images_dir = images_dir
         self._renders_dir = renders_dir
+        self.pool = WorkPool("renders", workers=1, max_waiting=32)
+        self.memory = PixelLedger()
+
+    def close(self) -> None:
+        """Drop waiting renders; the one being drawn dies with the process (see WorkPool)."""
+        self.pool.close()
 
     async def load(self, experiment_id: int) -> ExperimentResults:
         experiment = await self._store.experiments.get(experiment_id)
@@ -74,7 +106,7 @@ class ResultsService:
         results = await self.load(experiment_id)
         layout = experiment_layout(results.experiment.spec, results.jobs)
         plan = _grid_plan(layout, x, y, z, fixed)
-        return await asyncio.to_thread(self._draw_grids, results, layout, plan, max_pixels)
+        return await self.pool.run(self._draw_grids, results, layout, plan, max_pixels)
 
     def _draw_grids(
         self, results: ExperimentResults, layout: ExperimentLayout, plan: _GridPlan, max_pixels: int
@@ -105,36 +137,77 @@ class ResultsService:
             y_labels = [y_axis.label(i) for i in range(len(y_axis.values))] if y_axis else [""]
             name = _render_name(results.experiment.id, rows, [title, *x_labels, *y_labels])
             file = self.render_path(name)
+            present = [image for row in rows for image in row if image is not None]
+            sized = [image.params for image in present] or [job.params for job in results.jobs[:1]]
+            cell = (max(int(p["width"]) for p in sized), max(int(p["height"]) for p in sized))
+            try:
+                # The pixel budget is checked before a single PNG is decoded; the size comes from the layout, so
+                # a grid already drawn is never decoded again.
+                measured = grid_layout(
+                    len(x_labels), len(y_labels), cell, x_labels, y_labels, title, max_pixels=max_pixels
+                )
+            except GridTooLarge as exc:  # its message says how large and what to do
+                raise SpecError(str(exc)) from exc
             if not file.exists():
-                present = [image for row in rows for image in row if image is not None]
-                sized = [image.params for image in present] or [job.params for job in results.jobs[:1]]
-                cell = (max(int(p["width"]) for p in sized), max(int(p["height"]) for p in sized))
-                try:
-                    # Check the pixel budget before decoding a single PNG.
-                    grid_layout(len(x_labels), len(y_labels), cell, x_labels, y_labels, title, max_pixels=max_pixels)
-                    pictures = [[self._open(image) for image in row] for row in rows]
-                    grid = draw_grid(pictures, x_labels, y_labels, title, max_pixels=max_pixels, cell_size=cell)
-                except GridTooLarge as exc:  # its message says how large and what to do
-                    raise SpecError(str(exc)) from exc
-                write_png_atomic(grid, self._renders_dir, file.name, {"Software": "Shadow Cauldron"})
-            with Image.open(file) as written:
-                width, height = written.size
+                self._draw_one(measured, rows, x_labels, y_labels, title, cell, file)
             made.append(
-                {"url": f"/grids/{name}.png", "file": str(file), "width": width, "height": height, "fixed": pinned}
+                {
+                    "url": f"/grids/{name}.png",
+                    "file": str(file),
+                    "width": measured.width,
+                    "height": measured.height,
+                    "fixed": pinned,
+                }
             )
         return made
 
-    async def export(self, experiment_id: int, fmt: str) -> dict[str, Any]:
+    def _draw_one(
+        self,
+        measured: GridLayout,
+        rows: list[list[ImageRow | None]],
+        x_labels: list[str],
+        y_labels: list[str],
+        title: str,
+        cell: tuple[int, int],
+        file: Path,
+    ) -> None:
+        if self.pool.closed.is_set():
+            raise SpecError("the daemon is stopping; the grid was not drawn")
+        self.memory.take(measured.pixels)
+        cells = _CellLoader(self._images_dir, self.memory)
+        try:
+            loaders = [[cells(image) for image in row] for row in rows]
+            grid = draw_grid(loaders, x_labels, y_labels, title, max_pixels=measured.pixels, cell_size=cell)
+            cells.release()
+            write_png_atomic(grid, self._renders_dir, file.name, {"Software": "Shadow Cauldron"})
+            grid.close()
+        finally:
+            cells.release()
+            self.memory.give_back(measured.pixels)
+
+    async def export(self, experiment_id: int, fmt: str, part: int = 0) -> dict[str, Any]:
+        """One part of the export (``EXPORT_PART_CHARS`` characters; ``parts`` says how many there are). The whole
+        text is built once and kept content-addressed beside the grids, so the next part is a file read."""
         results = await self.load(experiment_id)
         records = results.image_records()
+        key = json.dumps(["export", experiment_id, fmt, [(r["id"], r["sha256"]) for r in records]])
+        file = self._renders_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.{fmt}"
 
-        def build() -> str:
-            convergence = analyze_convergence(records, self._image_file) if records else None
-            rows = export_rows(records, {"convergence": convergence.to_dict()} if convergence else None)
-            return to_csv(rows) if fmt == "csv" else to_json(rows)
+        def build() -> tuple[str, int]:
+            if file.exists():
+                content = file.read_text(encoding="utf-8")
+            else:
+                convergence = analyze_convergence(records, self._image_file) if records else None
+                rows = export_rows(records, {"convergence": convergence.to_dict()} if convergence else None)
+                content = to_csv(rows) if fmt == "csv" else to_json(rows)
+                write_bytes_atomic(content.encode("utf-8"), self._renders_dir, file.name)
+            parts = max(1, -(-len(content) // EXPORT_PART_CHARS))
+            return content[part * EXPORT_PART_CHARS : (part + 1) * EXPORT_PART_CHARS], parts
 
-        content = await asyncio.to_thread(build)
-        return {"format": fmt, "rows": len(records), "content": content}
+        content, parts = await self.pool.run(build)
+        if part >= parts:
+            raise SpecError(f"the export has {parts} part(s); part {part} does not exist", field="part", value=part)
+        return {"format": fmt, "rows": len(records), "content": content, "part": part, "parts": parts}
 
     async def analyze(
         self, experiment_id: int, *, metric: Metric, threshold: float | None, plot: bool
@@ -155,16 +228,37 @@ class ResultsService:
                 rendered = {"url": f"/grids/{name}.png", "file": str(file)}
             return {"convergence": convergence.to_dict(), "timing": timing.to_dict(), "plot": rendered}
 
-        return await asyncio.to_thread(build)
+        return await self.pool.run(build)
 
     def _image_file(self, record: Mapping[str, Any]) -> Path:
         return self._images_dir / str(record["path"])
 
-    def _open(self, image: ImageRow | None) -> Image.Image | None:
+
+class _CellLoader:
+    """Loaders for one grid's cells. draw_grid pastes and closes each cell before it loads the next, so one
+    cell's pixels at a time are counted in the ledger."""
+
+    def __init__(self, images_dir: Path, ledger: PixelLedger) -> None:
+        self._images_dir = images_dir
+        self._ledger = ledger
+        self._counted = 0
+
+    def __call__(self, image: ImageRow | None) -> Callable[[], Image.Image] | None:
         if image is None:
             return None
-        with Image.open(self._images_dir / image.path) as opened:
+        path = self._images_dir / image.path
+        return lambda: self._load(path)
+
+    def _load(self, path: Path) -> Image.Image:
+        self.release()
+        with Image.open(path) as opened:
+            self._counted = opened.width * opened.height
+            self._ledger.take(self._counted)
             return opened.convert("RGB")
+
+    def release(self) -> None:
+        self._ledger.give_back(self._counted)
+        self._counted = 0
 
 
 @dataclass(frozen=True)

@@ -12,22 +12,30 @@ Pillow's own ``ImageFont.load_default(size=...)``, whose font has ASCII glyphs o
 same input always gives the same pixels.
 
 ``grid_layout`` does all the measuring without touching pixels, so a caller can check the pixel budget before it
-loads a single image; ``draw_grid`` then paints what the layout says.
+loads a single image; ``draw_grid`` then paints what the layout says, decoding each cell only when it is pasted
+(a loader per cell) so a grid costs its own pixels plus one cell's, never every cell's at once.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+# A cell: an image, a loader that decodes it when it is pasted (and whose image is closed right after), or None.
+Cell = Image.Image | Callable[[], Image.Image] | None
 
 DEFAULT_MAX_PIXELS = 64_000_000
+# The largest grid anyone may ask for. Pillow refuses to open an image over 2 x Image.MAX_IMAGE_PIXELS
+# (178,956,970 px by default) as a decompression bomb, so a grid above that could be written but not read back
+# by any Pillow-based tool, this daemon included; 160 M px stays below that limit, and at 3 bytes a pixel its
+# 480 MB is the memory budget of the one grid the daemon draws at a time.
+MAX_GRID_PIXELS = 160_000_000
 # Below this a label is unreadable once a wide grid is scaled down to a phone screen.
 MIN_FONT_SIZE = 14
 # A very long column label (a prompt axis) would otherwise make the top band taller than the images.
@@ -245,8 +253,10 @@ def grid_layout(
     return layout
 
 
-def _cell_size(images: Sequence[Sequence[Image.Image | None]], cell_size: tuple[int, int] | None) -> tuple[int, int]:
-    sizes = [image.size for row in images for image in row if image is not None]
+def _cell_size(images: Sequence[Sequence[Cell]], cell_size: tuple[int, int] | None) -> tuple[int, int]:
+    sizes = [image.size for row in images for image in row if isinstance(image, Image.Image)]
+    if cell_size is None and any(callable(image) for row in images for image in row):
+        raise ValueError("cells given as loaders need cell_size: their sizes are not known before they are drawn")
     if cell_size is not None:
         sizes.append(cell_size)
     if not sizes:
@@ -276,7 +286,7 @@ def _missing_cell(layout: GridLayout) -> Image.Image:
 
 
 def draw_grid(
-    images: Sequence[Sequence[Image.Image | None]],
+    images: Sequence[Sequence[Cell]],
     x_labels: Sequence[str],
     y_labels: Sequence[str],
     title: str | None = None,
@@ -286,8 +296,9 @@ def draw_grid(
 ) -> Image.Image:
     """Draw ``images`` (a list of rows) as one RGB image with column labels on top and row labels on the left.
 
-    ``None`` cells are drawn as a grey "missing" placeholder. Cells are as large as the largest image, or
-    ``cell_size`` when that is larger (it is needed when every cell is missing); smaller images are centred.
+    ``None`` cells are drawn as a grey "missing" placeholder; a callable cell is a loader, called when its cell
+    is painted. Cells are as large as the largest image, or ``cell_size`` when that is larger (it is needed when
+    every cell is missing, or cells are loaders); smaller images are centred.
     ``y_labels`` may be ``[""]`` for a single unlabelled row. Raises ``GridTooLarge`` (a ValueError) when the
     result would have more than ``max_pixels`` pixels."""
     rows = len(images)
@@ -321,12 +332,16 @@ def draw_grid(
 
     missing: Image.Image | None = None
     for row, cells in enumerate(images):
-        for column, image in enumerate(cells):
-            if image is None:
+        for column, cell in enumerate(cells):
+            loaded = cell() if callable(cell) else None
+            image = loaded if loaded is not None else cell
+            if not isinstance(image, Image.Image):
                 missing = missing or _missing_cell(layout)
                 image = missing
             x, y = layout.cell_origin(row, column)
             x += (layout.cell_width - image.width) // 2
             y += (layout.cell_height - image.height) // 2
-            grid.paste(image.convert("RGB"), (x, y))
+            grid.paste(image if image.mode == "RGB" else image.convert("RGB"), (x, y))
+            if loaded is not None:
+                loaded.close()  # one decoded cell at a time
     return grid

@@ -16,6 +16,11 @@ MAX_ARRAY_LEN = 10_000
 MAX_MAP_LEN = 1_000
 MAX_DEPTH = 32
 MAX_MSGID = 2**32 - 1
+# A reply must fit in one frame the clients accept (cauldron_client takes 16 MiB); what could be larger pages.
+MAX_REPLY_BYTES = 15 * 1024 * 1024
+# Error text quotes what was wrong, never a whole hostile value: a 64 KiB string is cut to this many characters.
+MAX_ERROR_TEXT = 300
+MAX_ERROR_ITEMS = 20
 
 
 class RpcError(Exception):
@@ -28,7 +33,34 @@ class RpcError(Exception):
         self.data = data
 
     def to_wire(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "data": self.data}
+        return {
+            "code": self.code,
+            "message": shorten(self.message, 4 * MAX_ERROR_TEXT),
+            "data": _shorten_data(self.data),
+        }
+
+
+def shorten(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def _shorten_data(value: Any, depth: int = 0) -> Any:
+    """An error's ``data`` with long strings cut and long lists trimmed, so a reply never echoes a hostile value."""
+    if isinstance(value, str):
+        return shorten(value)
+    if isinstance(value, bytes):
+        return shorten(repr(value))
+    if depth > 4:
+        return shorten(repr(value))
+    if isinstance(value, list | tuple):
+        return [_shorten_data(item, depth + 1) for item in value[:MAX_ERROR_ITEMS]]
+    if isinstance(value, dict):
+        items = list(value.items())[:MAX_ERROR_ITEMS]
+        return {shorten(str(key), 100): _shorten_data(item, depth + 1) for key, item in items}
+    return value
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from cauldrond.rpc.connection import RpcConnection
+from cauldrond.rpc.limits import RpcLimits
 from cauldrond.rpc.protocol import MAX_FRAME_BYTES
 from cauldrond.services import Services
 from cauldrond.web.access import ACCESS, Access
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 CREDENTIAL: web.RequestKey[Credential] = web.RequestKey("credential", Credential)  # aiohttp >= 3.13
+RPC_LIMITS: web.AppKey[RpcLimits] = web.AppKey("rpc_limits", RpcLimits)
 # Routes anyone who reaches the daemon by one of its own names may read: the app shell, the health check and
 # the pairing page with its CA download. Everything else needs the local token or a device token.
 OPEN_ROUTES = frozenset({"/", "/healthz", "/manifest.webmanifest", "/pair", "/pair/ca.pem"})
@@ -66,15 +68,27 @@ async def rpc_socket(request: web.Request) -> web.WebSocketResponse:
     services = request.app[SERVICES]
     access = request.app[ACCESS]
     credential = request[CREDENTIAL]
-    # max_msg_size makes aiohttp close an oversized frame with 1009 before it is buffered whole.
-    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=30, compress=False)
-    await ws.prepare(request)
-    connection = RpcConnection(services, ws, peer=request.remote or "?")
-    access.connections.add(ws, connection, credential)
+    limits = request.app[RPC_LIMITS]
+    # Refused before the upgrade, so a client sees a plain status it can report (and retry later).
+    if not limits.try_open():
+        raise web.HTTPServiceUnavailable(
+            text=f"too many open connections (max_connections = {limits.max_connections}); try again later",
+            headers={"Retry-After": "5"},
+        )
+    connection: RpcConnection | None = None
     try:
-        await connection.serve()
+        # max_msg_size makes aiohttp close an oversized frame with 1009 before it is buffered whole.
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=30, compress=False)
+        await ws.prepare(request)
+        connection = RpcConnection(services, ws, peer=request.remote or "?", limits=limits, credential=credential)
+        limits.attach(connection)
+        access.connections.add(ws, connection, credential)
+        try:
+            await connection.serve()
+        finally:
+            access.connections.remove(ws, connection)
     finally:
-        access.connections.remove(ws, connection)
+        limits.closed(connection)
     return ws
 
 
@@ -149,6 +163,10 @@ def build_app(services: Services, access: Access | None = None) -> web.Applicati
     app = web.Application(middlewares=[guard], client_max_size=MAX_FRAME_BYTES)
     app[SERVICES] = services
     app[ACCESS] = access if access is not None else default_access(services)
+    # One budget for the application, which serves both the loopback and the LAN listener.
+    app[RPC_LIMITS] = RpcLimits(
+        max_connections=services.settings.max_connections, max_in_flight_total=services.settings.max_rpc_in_flight
+    )
     app.router.add_get("/", index)
     app.router.add_get("/manifest.webmanifest", manifest)
     app.router.add_get("/healthz", healthz)

@@ -7,21 +7,33 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cauldrond.rpc.context import RpcContext
-from cauldrond.rpc.methods.shapes import experiment_shape, image_shape
+from cauldrond.rpc.methods.shapes import MAX_ROW_ID, AfterId, RowId, experiment_shape, image_shape
 from cauldrond.rpc.protocol import RpcError
 from cauldrond.rpc.registry import MethodRegistry
 
 
 class ListParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    experiment_id: int | None = Field(default=None, ge=1)
+    experiment_id: RowId | None = None
     limit: int = Field(default=100, ge=1, le=1000)
-    after_id: int | None = Field(default=None, ge=0, description="Return images with a larger id (paging)")
+    after_id: AfterId | None = None
+    order: Literal["oldest", "newest"] = Field(
+        default="oldest", description="oldest: ascending id, paged by after_id; newest: descending, by before_id"
+    )
+    before_id: RowId | None = Field(default=None, description="With order newest: images with a smaller id (paging)")
+
+    @model_validator(mode="after")
+    def _cursor_matches_order(self) -> ListParams:
+        if self.order == "newest" and self.after_id is not None:
+            raise ValueError("order 'newest' pages with before_id, not after_id")
+        if self.order == "oldest" and self.before_id is not None:
+            raise ValueError("before_id pages order 'newest'")
+        return self
 
 
 class GetParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    image_id: int = Field(ge=1)
+    image_id: RowId
 
 
 async def list_images(ctx: RpcContext, params: ListParams) -> dict[str, Any]:

@@ -8,14 +8,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cauldrond.rpc.context import RpcContext
-from cauldrond.rpc.methods.shapes import queued_job_shape
+from cauldrond.rpc.methods.shapes import Offset, queued_job_shape
 from cauldrond.rpc.registry import MethodRegistry, NoParams
 
 
 class ListParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
 
 
 async def list_queue(ctx: RpcContext, params: ListParams) -> dict[str, Any]:

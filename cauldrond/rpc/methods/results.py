@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cauldrond.experiments.errors import SpecError
 from cauldrond.experiments.results import NotFound
+from cauldrond.media.grid import DEFAULT_MAX_PIXELS, MAX_GRID_PIXELS
 from cauldrond.rpc.context import RpcContext
+from cauldrond.rpc.methods.shapes import Offset, RowId
 from cauldrond.rpc.protocol import RpcError
 from cauldrond.rpc.registry import MethodRegistry
 
@@ -17,23 +19,29 @@ AxisName = Field(min_length=1, max_length=40)
 
 class GridParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    experiment_id: int = Field(ge=1)
+    experiment_id: RowId
     x: str = AxisName
     y: str | None = Field(default=None, max_length=40)
     z: str | None = Field(default=None, max_length=40, description="One grid per value of this axis")
     fixed: dict[str, Any] = Field(default_factory=dict, description="axis -> value for axes not on the grid")
-    max_pixels: int = Field(default=64_000_000, ge=10_000, le=400_000_000)
+    max_pixels: int = Field(
+        default=DEFAULT_MAX_PIXELS,
+        ge=10_000,
+        le=MAX_GRID_PIXELS,
+        description="Largest grid to draw; above 160 M px Pillow (and tools built on it) could not open it",
+    )
 
 
 class ExportParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    experiment_id: int = Field(ge=1)
+    experiment_id: RowId
     format: Literal["csv", "json"] = "csv"
+    part: Offset = Field(default=0, description="Which part of a long export (the reply says how many parts)")
 
 
 class AnalyzeParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    experiment_id: int = Field(ge=1)
+    experiment_id: RowId
     metric: Literal["mad", "ssim"] = "mad"
     threshold: float | None = Field(
         default=None, gt=0.0, le=1.0, description="Default 0.02 for mad, 0.05 for ssim (applied to 1 - SSIM)"
@@ -56,11 +64,14 @@ async def grid(ctx: RpcContext, params: GridParams) -> dict[str, Any]:
 
 
 async def export(ctx: RpcContext, params: ExportParams) -> dict[str, Any]:
-    """One row per image with every parameter, timings, image id and analysis figures, as CSV or JSON text."""
+    """One row per image with every parameter, timings, image id and analysis figures, as CSV or JSON text. A long
+    export comes in parts: the reply's `parts` says how many; ask for each with `part`."""
     try:
-        return await ctx.services.results.export(params.experiment_id, params.format)
+        return await ctx.services.results.export(params.experiment_id, params.format, params.part)
     except NotFound as exc:
         raise RpcError("not_found", str(exc)) from exc
+    except SpecError as exc:
+        raise RpcError("invalid_params", str(exc), exc.to_data()) from exc
 
 
 async def analyze(ctx: RpcContext, params: AnalyzeParams) -> dict[str, Any]:

@@ -1,16 +1,32 @@
-"""How rows look on the wire (docs/rpc.md, "Shapes")."""
+"""How rows look on the wire (docs/rpc.md, "Shapes"), and the parameter types every method shares."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from cauldrond.queue import QueuedJob
 from cauldrond.services import Services
 from cauldrond.store import ExperimentRow, ImageRow
 
+# SQLite row ids (and offsets) are signed 64-bit integers: a larger number can match no row, and SQLite cannot
+# even bind it (OverflowError), so every id and offset is bounded here, once, and refused as invalid_params.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+AfterId = Annotated[int, Field(ge=0, le=MAX_ROW_ID, description="Return rows with a larger id (paging)")]
+Offset = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]
+
 
 def experiment_shape(row: ExperimentRow) -> dict[str, Any]:
     shape = row.to_dict()
+    shape["status"] = row.status
+    return shape
+
+
+def experiment_summary_shape(row: ExperimentRow) -> dict[str, Any]:
+    """An experiment without its spec (which may be a megabyte of cells): what a list shows."""
+    shape = {key: value for key, value in row.to_dict().items() if key != "spec"}
     shape["status"] = row.status
     return shape
 
