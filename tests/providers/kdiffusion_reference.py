@@ -232,3 +232,34 @@ class Reference:
         with torch.no_grad():
             result: torch.Tensor = function(denoiser, x, sigmas, extra_args=extra_args, disable=True, **kwargs)
         return result
+
+    def sample_ddim(
+        self,
+        *,
+        steps: int,
+        seeds: Sequence[int],
+        latent_shape: Sequence[int],
+        cond: torch.Tensor,
+        uncond: torch.Tensor,
+        cfg_scale: float,
+    ) -> torch.Tensor:
+        """A1111's DDIM at eta 0, computed with k-diffusion's Euler sampler.
+
+        A1111 runs DDIM with its own loop (``sd_samplers_timesteps_impl.ddim``), not k-diffusion, over the timesteps
+        ``range(0, 1000, 1000 // steps) + 1`` and down to ``alphas_cumprod[0]``. Deterministic DDIM is exactly an
+        Euler step in k-diffusion's variables (x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar)),
+        so Euler over those timesteps' sigmas, started from the DDPM noise and mapped back at the end, is the same
+        sampler computed by independent code."""
+        alphas_cumprod = sd1_alphas_cumprod()
+        timesteps = (torch.arange(0, SD1_TIMESTEPS, SD1_TIMESTEPS // steps) + 1).clamp(max=SD1_TIMESTEPS - 1)
+        # Descending steps, then the last step's target: alpha_bar at t=0 (A1111's alphas_prev for t=1).
+        levels = torch.cat([alphas_cumprod[timesteps.flip(0)], alphas_cumprod[:1]])
+        sigmas = ((1 - levels) / levels) ** 0.5
+        x = ImageRNG(latent_shape, seeds).next() * (1 + sigmas[0] ** 2) ** 0.5  # DDPM's x_T in k-diffusion form
+        extra_args = {"cond": cond, "uncond": uncond, "cond_scale": cfg_scale}
+        with torch.no_grad():
+            result = self.sampling.sample_euler(
+                CFGDenoiser(self.model_wrap), x, sigmas, extra_args=extra_args, disable=True
+            )
+        ddpm: torch.Tensor = result / (1 + sigmas[-1] ** 2) ** 0.5
+        return ddpm

@@ -97,8 +97,9 @@ VERDICTS: dict[tuple[str, str], Verdict] = {
     },
     **{("DPM++ 2S a", schedule): Verdict("differs", (OTHER_SOLVER, *_spacing(schedule))) for schedule in _ALL},
 }
-# A1111 runs these outside k-diffusion (DDIM, PLMS, UniPC: its own timestep samplers; LCM: its own loop) or not at
-# all (DEIS), so there is no k-diffusion function to hold them against; docs/samplers.md says so.
+# A1111 runs these outside k-diffusion (PLMS, UniPC: its own timestep samplers; LCM: its own loop) or not at all
+# (DEIS), so there is no k-diffusion function to hold them against; docs/samplers.md says so. DDIM is also A1111's
+# own loop, but deterministic DDIM is k-diffusion's Euler in other variables: test_ddim_matches_a1111.
 NO_K_DIFFUSION_REFERENCE = {"DDIM", "PLMS", "UniPC", "DEIS", "LCM"}
 
 # A1111's own names, read from its source (v1.10: modules/sd_samplers_kdiffusion.py, sd_samplers_timesteps.py,
@@ -253,6 +254,18 @@ def test_differing_samplers_are_documented_as_such(runs: Runs, sampler: str, sch
     assert "A1111" in _note(sampler)
     ours, theirs = runs.ours(sampler, schedule), runs.a1111(sampler, schedule)
     assert 0.75 < float(ours.std() / theirs.std()) < 1.33
+
+
+def test_ddim_matches_a1111(runs: Runs) -> None:
+    assert samplers.SAMPLERS["DDIM"].schedules == ("Automatic",)
+    theirs = runs.reference.sample_ddim(
+        steps=STEPS, seeds=[SEED], latent_shape=LATENT_SHAPE, cond=runs.cond, uncond=runs.uncond, cfg_scale=CFG
+    )
+    ours = runs.ours("DDIM", "Automatic")  # eta 0, as A1111's default
+    assert float((ours - theirs).abs().max() / theirs.abs().max()) <= EXACT
+    # PLMS walks the same timesteps with another formula: the comparison must tell them apart.
+    plms = runs.ours("PLMS", "Automatic")
+    assert float((plms - theirs).abs().max() / theirs.abs().max()) > 10 * EXACT
 
 
 def test_the_comparison_sees_a_wrong_schedule(runs: Runs) -> None:
