@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cauldrond.engine import replay
 from cauldrond.engine.evidence import SoloEvidence
 from cauldrond.engine.setback import StorageSetback, discard_unrecorded
 from cauldrond.engine.storage import StorageGuard, batch_bytes, storage_fault
@@ -246,6 +247,9 @@ class Engine:
             self._events.publish("job.started", job_id=job.job_id, experiment_id=job.experiment_id, batch=ids)
 
         params = [_resolved(job) for job in batch]
+        shape = replay.replay_of(batch)
+        if shape is not None:  # an exact re-run: the original batch's shape, around placeholders
+            params = replay.padded(params[0], shape)
         self.last_model = params[0].model
         loop = asyncio.get_running_loop()
         started = time.monotonic()
@@ -347,7 +351,7 @@ class Engine:
             evidence.prepare(provider, params[0].model)
             progress = evidence.progress(progress)
         images = provider.generate(params, progress, lambda: self._should_stop(batch))
-        return write_images(self._images_dir, batch, images)
+        return write_images(self._images_dir, batch, replay.picked(images, replay.replay_of(batch)))
 
     def _announce_progress(self, batch: list[QueuedJob], step: int, total: int, elapsed: float) -> None:
         for job in batch:
@@ -419,7 +423,7 @@ def _pixels(job: QueuedJob) -> int:
 
 
 def _resolved(job: QueuedJob) -> GenerationParams:
-    params = GenerationParams.model_validate(job.params)
+    params = GenerationParams.model_validate(replay.without_replay(job.params))
     if params.seed == RANDOM_SEED:
         # Seeds are normally drawn when the experiment is created; this covers rows written by older versions.
         params = params.with_seed(secrets.randbelow(MAX_SEED + 1))

@@ -87,10 +87,14 @@ class ExperimentService:
         cells: Sequence[Mapping[str, Any]] | None = None,
         priority: int = 0,
         vary_seed: bool = False,
+        job_extras: Mapping[str, Any] | None = None,
     ) -> tuple[ExperimentRow, list[int]]:
         """Validate every cell, commit the experiment with its jobs, then queue and announce it.
-        Raises SpecError before anything is stored."""
+        Raises SpecError before anything is stored. ``job_extras`` are engine instructions stored with each
+        job's params after validation (images.rerun's batch shape, engine/replay.py)."""
         prepared = await self.prepare(base, axes, cells, vary_seed)
+        if job_extras:
+            prepared.cells[:] = [{**cell, **job_extras} for cell in prepared.cells]
         spec = {
             "base": self.with_default_model(base),
             "axes": dict(axes or {}),

@@ -324,15 +324,18 @@ class DiffusersProvider:
         per_image = (time.perf_counter() - started) / len(chunk)
         run.progress.finished(len(chunk))
         peak = tracker.peak()
+        # Where each image sat in its denoising batch: float rounding depends on the batch's shape, so an exact
+        # re-run replays it (images.rerun pads a batch of this size, see engine/replay.py).
+        shape = {"batch_size": len(chunk), "batch_guided": _guided(run, pipeline, chunk)}
         return [
             GeneratedImage(
                 image=image,
                 params=params,
                 wall_time_s=per_image,
                 peak_memory_bytes=peak,
-                info={**run.info, "batch_size": len(chunk)},
+                info={**run.info, **shape, "batch_index": index},
             )
-            for image, params in zip(images, chunk, strict=True)
+            for index, (image, params) in enumerate(zip(images, chunk, strict=True))
         ]
 
     def _initial_latents(
@@ -370,6 +373,13 @@ class DiffusersProvider:
         if uses_eta:
             info["eta"] = eta
         return info
+
+
+def _guided(run: _BatchRun, pipeline: Any, chunk: Sequence[GenerationParams]) -> bool:
+    """Whether the UNet ran the unconditional half too: it doubles the UNet's batch, so it is part of the shape."""
+    if not run.own_loop:
+        return chunk[0].cfg_scale > 1.0  # __call__ runs one CFG value, guided above 1 as diffusers decides
+    return not denoise.uses_guidance_embedding(pipeline) and any(params.cfg_scale != 1.0 for params in chunk)
 
 
 def _check_shared(batch: Sequence[GenerationParams], fields: Sequence[str]) -> None:

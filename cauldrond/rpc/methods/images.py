@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cauldrond.engine import replay
 from cauldrond.rpc.context import RpcContext
 from cauldrond.rpc.methods.shapes import MAX_ROW_ID, AfterId, RowId, experiment_shape, image_shape
 from cauldrond.rpc.protocol import RpcError
@@ -57,12 +58,18 @@ class RerunParams(GetParams):
 
 
 async def rerun(ctx: RpcContext, params: RerunParams) -> dict[str, Any]:
-    """Queue an exact repeat of an image: the same params and seed. On CPU the repeat is pixel-identical."""
+    """Queue an exact repeat of an image: the same params and seed, denoised in a batch of the shape the
+    original ran in (size and position), so on the same CPU and versions the repeat is pixel-identical."""
     row = await ctx.services.store.images.get(params.image_id)
     if row is None:
         raise RpcError("not_found", f"no image {params.image_id}")
+    shape = replay.shape_from_metadata(row.metadata)
     experiment, job_ids = await ctx.services.experiments.create(
-        name=f"rerun of image {row.id}", kind="rerun", base=row.params, priority=params.priority
+        name=f"rerun of image {row.id}",
+        kind="rerun",
+        base=row.params,
+        priority=params.priority,
+        job_extras={replay.REPLAY_KEY: shape.to_json()} if shape is not None else None,
     )
     return {"experiment": experiment_shape(experiment), "job_ids": job_ids}
 
