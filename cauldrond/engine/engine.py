@@ -18,8 +18,9 @@ from typing import Any
 
 from cauldrond.engine import replay
 from cauldrond.engine.evidence import SoloEvidence
-from cauldrond.engine.setback import StorageSetback, discard_unrecorded
+from cauldrond.engine.setback import StorageSetback
 from cauldrond.engine.storage import StorageGuard, batch_bytes, storage_fault
+from cauldrond.engine.supervisor import Supervisor
 from cauldrond.engine.worker import GpuWorker
 from cauldrond.engine.writing import Written, write_images
 from cauldrond.events import EventBus
@@ -33,9 +34,6 @@ from cauldrond.store import Store
 
 log = logging.getLogger(__name__)
 
-# An engine loop that dies of a bug is restarted this often within the window, then left dead (/healthz 503).
-MAX_RESTARTS = 3
-RESTART_WINDOW_S = 600.0
 
 
 class Engine:
@@ -72,15 +70,23 @@ class Engine:
         self.last_model: str | None = None  # the model the provider most likely still holds
         guard = StorageGuard(images_dir, database_path or images_dir, min_free_disk_mb, storage_probe_s)
         self.storage = StorageSetback(store, queue, events, guard)
-        self.failure: str | None = None  # why the engine task last died, if it did
-        self.restarts = 0
+        self._supervisor = Supervisor(self._run, self._rebuild_after_death, self._stopping.is_set)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self._worker.run(self._optimize_providers)
-        self._task = asyncio.create_task(self._supervise(), name="cauldron-engine")
+        self._task = asyncio.create_task(self._supervisor.run(), name="cauldron-engine")
         self.ready = True
+
+    @property
+    def failure(self) -> str | None:
+        """Why the engine loop last died (it is restarted; see engine/supervisor.py), or None."""
+        return self._supervisor.failure
+
+    @property
+    def restarts(self) -> int:
+        return self._supervisor.restarts
 
     @property
     def alive(self) -> bool:
@@ -160,26 +166,6 @@ class Engine:
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
-    async def _supervise(self) -> None:
-        """Run the loop. If it dies of something unforeseen, say so (log, ``failure``, /healthz) and start it
-        again from what SQLite holds; after MAX_RESTARTS deaths within RESTART_WINDOW_S it stays dead."""
-        deaths: list[float] = []
-        while True:
-            try:
-                await self._run()
-                return
-            except Exception as exc:
-                self.failure = f"{type(exc).__name__}: {exc}"
-                log.critical("the engine task died: %s", self.failure, exc_info=exc)
-                now = time.monotonic()
-                deaths = [at for at in deaths if now - at < RESTART_WINDOW_S] + [now]
-                if len(deaths) > MAX_RESTARTS or self._stopping.is_set():
-                    log.critical("the engine is not restarted (%d deaths); /healthz reports it dead", len(deaths))
-                    return
-                await self._rebuild_after_death()
-                self.restarts += 1
-                log.warning("engine restarted (restart %d) with the queue rebuilt from the database", self.restarts)
-
     async def _rebuild_after_death(self) -> None:
         """The jobs the dead loop held go back; queued rows the in-memory queue lost are added again."""
         self.storage.stranded.extend(self._running)
@@ -201,7 +187,7 @@ class Engine:
             batch = self._queue.take_batch(self._max_batch_size, batch_key, prefer_model=self.last_model)
             if not batch:
                 continue
-            needed = batch_bytes(_pixels(job) for job in batch)
+            needed = batch_bytes(job.params for job in batch)
             shortage = await self.storage.guard.shortage(needed)
             if shortage is not None:
                 await self.storage.put_back_untouched(batch, shortage, needed)
@@ -296,22 +282,9 @@ class Engine:
 
     async def _abandon_uncommitted(self, items: list[Written], fault: str) -> None:
         """Committing an image failed: files whose rows are not in the database go, their jobs go back."""
-        lost: list[QueuedJob] = []
-        files: list[Path] = []
-        for item in items:
-            try:
-                image_id = await self.storage.committed_image_id(item.job.job_id)
-            except Exception:
-                # Cannot tell whether a row points at the file, so it stays; recovery sweeps it if it is an orphan.
-                log.warning("cannot read job %d back; its file stays until start-up recovery", item.job.job_id)
-                lost.append(item.job)
-                continue
-            if image_id is None:
-                files.append(self._images_dir / item.image.path)
-                lost.append(item.job)
-            else:  # the COMMIT reported failure but did land
-                self._announce_done(item.job, image_id)
-        await asyncio.to_thread(discard_unrecorded, files)
+        lost, landed = await self.storage.sort_uncommitted(items, self._images_dir)
+        for job, image_id in landed:  # the COMMIT reported failure but did land
+            self._announce_done(job, image_id)
         await self._lost_to_storage(lost, fault)
 
     async def _lost_to_storage(self, jobs: list[QueuedJob], fault: str) -> None:
@@ -416,10 +389,6 @@ class Engine:
             experiment = await self._store.experiments.get(experiment_id)
             if experiment is not None and experiment.counts["queued"] == 0 and experiment.counts["running"] == 0:
                 self._events.publish("experiment.finished", experiment_id=experiment_id, status=experiment.status)
-
-
-def _pixels(job: QueuedJob) -> int:
-    return int(job.params.get("width", 512)) * int(job.params.get("height", 512))
 
 
 def _resolved(job: QueuedJob) -> GenerationParams:

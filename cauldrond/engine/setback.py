@@ -9,11 +9,13 @@ the database never disagree about a job.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cauldrond.engine.storage import StorageGuard, remove_files, storage_fault
+from cauldrond.engine.writing import Written
 from cauldrond.events import EventBus
 from cauldrond.queue import JobQueue, QueuedJob
 from cauldrond.store import Store
@@ -118,13 +120,26 @@ class StorageSetback:
             if mates:
                 self._queue.requeue_front(mates, priority)
 
-    async def committed_image_id(self, job_id: int) -> int | None:
-        """After a failed commit: the image id if the job is ``done`` after all, None if not, and an exception
-        when even that cannot be read (then the file must stay: a row may point at it)."""
-        job = await self._store.jobs.get(job_id)
-        return job.image_id if job is not None and job.status == "done" else None
-
-
-def discard_unrecorded(files: Sequence[Path]) -> None:
-    """Files written for jobs whose rows were not committed: never left behind as orphans."""
-    remove_files(files)
+    async def sort_uncommitted(
+        self, items: Sequence[Written], images_dir: Path
+    ) -> tuple[list[QueuedJob], list[tuple[QueuedJob, int]]]:
+        """After a failed image commit: (jobs whose rows are not there, whose files are removed; jobs ``done``
+        after all, with their image ids). A job that cannot even be read back keeps its file, since a row may
+        point at it; it counts as lost (start-up recovery sweeps the file if it is an orphan)."""
+        lost: list[QueuedJob] = []
+        landed: list[tuple[QueuedJob, int]] = []
+        files: list[Path] = []
+        for item in items:
+            try:
+                job = await self._store.jobs.get(item.job.job_id)
+            except Exception:
+                log.warning("cannot read job %d back; its file stays until start-up recovery", item.job.job_id)
+                lost.append(item.job)
+                continue
+            if job is not None and job.status == "done" and job.image_id is not None:
+                landed.append((item.job, job.image_id))
+            else:
+                files.append(images_dir / item.image.path)
+                lost.append(item.job)
+        await asyncio.to_thread(remove_files, files)
+        return lost, landed

@@ -17,8 +17,9 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from cauldrond.media.png import PNG_SUFFIX, TEMP_PREFIX
 
@@ -53,9 +54,12 @@ def storage_fault(exc: BaseException) -> str | None:
     return None
 
 
-def batch_bytes(pixels: Iterable[int]) -> int:
-    """An upper bound of the bytes a batch's image files take: ``pixels`` is width * height per image."""
-    return sum(count * BYTES_PER_PIXEL + PNG_OVERHEAD_BYTES for count in pixels)
+def batch_bytes(cells: Iterable[Mapping[str, Any]]) -> int:
+    """An upper bound of the bytes the image files of a batch of ``cells`` (job params) take."""
+    return sum(
+        int(cell.get("width", 512)) * int(cell.get("height", 512)) * BYTES_PER_PIXEL + PNG_OVERHEAD_BYTES
+        for cell in cells
+    )
 
 
 class StorageGuard:
