@@ -124,7 +124,8 @@ async def run_chaos(
             figures.log.append(KillRecord(life, round(delay, 3), done_before, running))
             figures.kills += 1
             figures.kills_in_batches += bool(running)
-            say(f"chaos: kill {figures.kills} (life {life}, {delay:.2f} s after /healthz): {done_before} done, "
+            moment = "after its first batch" if life == 0 else "after /healthz"
+            say(f"chaos: kill {figures.kills} (life {life}, {delay:.2f} s {moment}): {done_before} done, "
                 f"running {running or 'nothing'}")  # fmt: skip
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"chaos run over {timeout} s")
