@@ -37,7 +37,7 @@ async def test_images_made_in_a_batch_of_four_rerun_pixel_identical(client: Clie
         await finished(client, rerun["experiment"]["id"])
         (repeat,) = (await client.call("images.list", experiment_id=rerun["experiment"]["id"]))["images"]
         assert repeat["params"] == original["params"]
-        assert repeat["metadata"]["batch_size"] == 4
-        assert repeat["metadata"]["batch_index"] == original["metadata"]["batch_index"]
         expected = pixels(await client.fetch_image(original["id"]))
         assert np.array_equal(pixels(await client.fetch_image(repeat["id"])), expected), original["seed"]
+        assert repeat["metadata"]["batch_size"] == 4
+        assert repeat["metadata"]["batch_index"] == original["metadata"]["batch_index"]
