@@ -25,18 +25,23 @@ class ImageRepository:
             row = await fetch_one(db, "SELECT * FROM images WHERE id = ?", (int(image_id),))
         return ImageRow.from_row(row) if row is not None else None
 
-    async def page(self, *, experiment_id: int | None, limit: int, after_id: int | None) -> list[ImageRow]:
-        """Images in ascending id after ``after_id`` (keyset pagination: each page is an index range seek)."""
-        after = int(after_id) if after_id is not None else 0
+    async def page(
+        self, *, experiment_id: int | None, limit: int, after_id: int | None, before_id: int | None = None
+    ) -> list[ImageRow]:
+        """Images in ascending id after ``after_id``; or, given ``before_id``, in descending id below it (newest
+        first: pass the last id of a page as the next ``before_id``). Keyset pagination: each page is an index
+        range seek, however deep."""
+        if before_id is not None:
+            bound, comparison, direction = int(before_id), "<", "DESC"
+        else:
+            bound, comparison, direction = (int(after_id) if after_id is not None else 0), ">", "ASC"
+        where, params = f"id {comparison} ?", [bound]
+        if experiment_id is not None:
+            where, params = f"experiment_id = ? AND {where}", [int(experiment_id), bound]
         async with self._database.read() as db:
-            if experiment_id is None:
-                rows = await fetch_all(db, "SELECT * FROM images WHERE id > ? ORDER BY id LIMIT ?", (after, int(limit)))
-            else:
-                rows = await fetch_all(
-                    db,
-                    "SELECT * FROM images WHERE experiment_id = ? AND id > ? ORDER BY id LIMIT ?",
-                    (int(experiment_id), after, int(limit)),
-                )
+            # `where` and `direction` are chosen from constants above; every value is a placeholder.
+            query = f"SELECT * FROM images WHERE {where} ORDER BY id {direction} LIMIT ?"  # nosec B608
+            rows = await fetch_all(db, query, (*params, int(limit)))
         return [ImageRow.from_row(row) for row in rows]
 
     async def files(self) -> list[ImageFile]:

@@ -75,7 +75,7 @@ def test_generate_then_experiments_and_images_commands(daemon: DaemonProcess, tm
     assert image["seed"] == 42
     fetched = ctl(daemon, "images", "fetch", str(image["id"]), "--out", str(tmp_path))
     assert fetched.exit_code == 0, fetched.output
-    png = tmp_path / f"{image['id']}.png"
+    png = tmp_path / f"e{experiment_id}-0000.png"  # experiment and cell index; a generate has no axes
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size == image["size_bytes"]
 
 

@@ -147,7 +147,9 @@ def test_cfg_and_rerun_start_from_an_image(daemon: DaemonProcess, convergence: i
     assert (repeat["seed"], repeat["params"]) == (original["seed"], original["params"])
     fetched = ctl(daemon, "images", "fetch", str(original["id"]), str(repeat["id"]), "--out", str(tmp_path))
     assert fetched.exit_code == 0, fetched.output
-    with Image.open(tmp_path / f"{original['id']}.png") as a, Image.open(tmp_path / f"{repeat['id']}.png") as b:
+    original_png = tmp_path / f"e{original['experiment_id']}-0000.png"
+    repeat_png = tmp_path / f"e{repeat['experiment_id']}-0000.png"
+    with Image.open(original_png) as a, Image.open(repeat_png) as b:
         assert ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() is None
 
     assert ctl(daemon, "cfg", "999999", "--cfg", "3,5").exit_code == 2

@@ -202,9 +202,15 @@ async def cfg(ctx: RpcContext, params: CfgParams) -> dict[str, Any]:
 
 
 async def list_experiments(ctx: RpcContext, params: ListParams) -> dict[str, Any]:
-    """Experiments, newest first, with their job counts; without their specs (experiments.get has them)."""
-    rows = await ctx.services.store.experiments.page(params.limit, params.offset)
-    return {"experiments": [experiment_summary_shape(row) for row in rows]}
+    """Experiments, newest first, with their job counts; without their specs (experiments.get has them).
+    has_more says another page exists; next holds the offset to pass for it."""
+    rows = await ctx.services.store.experiments.page(params.limit + 1, params.offset)
+    has_more = len(rows) > params.limit
+    return {
+        "experiments": [experiment_summary_shape(row) for row in rows[: params.limit]],
+        "has_more": has_more,
+        "next": {"offset": params.offset + params.limit} if has_more else None,
+    }
 
 
 async def get(ctx: RpcContext, params: GetParams) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cauldrond.engine import replay
 from cauldrond.rpc.context import RpcContext
@@ -38,11 +38,18 @@ class GetParams(BaseModel):
 
 
 async def list_images(ctx: RpcContext, params: ListParams) -> dict[str, Any]:
-    """Finished images in id order, optionally of one experiment; page with after_id."""
+    """Finished images, optionally of one experiment: oldest first (after_id pages), or newest first (before_id
+    pages). has_more says another page exists; next holds the cursor to pass for it."""
+    newest = params.order == "newest"
     rows = await ctx.services.store.images.page(
-        experiment_id=params.experiment_id, limit=params.limit, after_id=params.after_id
+        experiment_id=params.experiment_id,
+        limit=params.limit + 1,  # one more than asked: whether another page exists, without counting them all
+        after_id=params.after_id,
+        before_id=(params.before_id or MAX_ROW_ID) if newest else None,
     )
-    return {"images": [image_shape(ctx.services, row) for row in rows]}
+    page, has_more = rows[: params.limit], len(rows) > params.limit
+    cursor = {("before_id" if newest else "after_id"): page[-1].id} if has_more else None
+    return {"images": [image_shape(ctx.services, row) for row in page], "has_more": has_more, "next": cursor}
 
 
 async def get(ctx: RpcContext, params: GetParams) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import posixpath
+import shlex
 import shutil
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -182,6 +183,23 @@ def print_image_files(images: Sequence[Mapping[str, Any]]) -> None:
         click.echo(f"{len(files)} image(s) in {folder}", err=True)
     elif not files:
         click.echo("no images", err=True)
+
+
+def command_prefix() -> str:
+    """``cauldronctl`` with the options that chose the daemon, so a printed hint can be pasted as it is (the
+    token is left out: it is a secret, and the user has it already)."""
+    opts = options()
+    words = ["cauldronctl"]
+    if opts.url:
+        words += ["--url", opts.url]
+    if opts.daemon:
+        words += ["--daemon", opts.daemon]
+    return shlex.join(words)
+
+
+def more_rows_hint(what: str, *args: str) -> None:
+    """Tell the user a listing was cut short and the command line that shows the next page."""
+    click.echo(f"more {what}: {command_prefix()} {shlex.join(args)}", err=True)
 
 
 def exit_with(code: int) -> None:

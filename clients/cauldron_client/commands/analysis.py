@@ -114,6 +114,7 @@ def grid_file_name(experiment_id: int, n: int) -> str:
     show_default=True,
     help="Folder for the experiment-<id>-grid-<n>.png files (created if missing).",
 )
+@click.option("--force", is_flag=True, help="Overwrite grid files that already exist in OUT.")
 def grid(
     experiment_id: int,
     x: str,
@@ -122,8 +123,11 @@ def grid(
     fixed: tuple[tuple[str, Any], ...],
     max_pixels: int | None,
     out_dir: Path,
+    force: bool,
 ) -> None:
-    """Labelled comparison grids of EXPERIMENT: columns by --x, rows by --y, one grid per --z value."""
+    """Labelled comparison grids of EXPERIMENT: columns by --x, rows by --y, one grid per --z value.
+
+    An existing file is never overwritten without --force: nothing is written and the command says which."""
     try:
         request = grid_request(experiment_id, x, y, z, fixed, max_pixels)
     except ValueError as exc:
@@ -132,6 +136,11 @@ def grid(
     async def body(client: Client) -> tuple[Any, list[Path]]:
         result = await client.call("experiments.grid", **request)
         grids = result.get("grids") or []
+        paths = [out_dir / grid_file_name(experiment_id, n) for n in range(1, len(grids) + 1)]
+        existing = [path for path in paths if path.exists()]
+        if existing and not force:  # checked before any is written: all or nothing
+            more = f" and {len(existing) - 1} more grid file(s) already exist" if existing[1:] else " already exists"
+            raise CauldronError(f"{existing[0]}{more}; pass --force to overwrite, or --out another folder")
         written = []
         for n, item in enumerate(grids, start=1):  # one at a time: a grid can be tens of megabytes
             data = await client.fetch_path(str(item["url"]))

@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from cauldron_client.commands._common import call, counts_line, emit_json, fmt_time, options, shorten, table
+from cauldron_client.commands._common import (
+    call,
+    counts_line,
+    emit_json,
+    fmt_time,
+    more_rows_hint,
+    options,
+    shorten,
+    table,
+)
 from cauldron_client.commands.generate import FLOATS, INTS, VARY_SEED_HELP, Values, merge_values
 from cauldron_client.commands.params import Size, size_fields
 from cauldron_client.commands.run_file import format_values, resolved_axes, submit_experiment
@@ -44,6 +53,8 @@ def list_(limit: int, offset: int) -> None:
         for e in result.get("experiments", [])
     ]  # fmt: skip
     click.echo(table(["id", "name", "kind", "status", "priority", "done", "created"], rows))
+    if result.get("has_more"):
+        more_rows_hint("experiments", "experiments", "list", "--limit", str(limit), "--offset", str(offset + limit))
 
 
 @experiments.command()

@@ -11,9 +11,21 @@ from typing import Any
 import click
 
 from cauldron_client.client import Client
-from cauldron_client.commands._common import all_images, call, emit_json, fmt_time, options, run, table
+from cauldron_client.commands._common import (
+    all_images,
+    call,
+    emit_json,
+    fmt_time,
+    more_rows_hint,
+    options,
+    run,
+    table,
+)
+from cauldron_client.commands.run_file import resolved_axes
+from cauldron_client.file_names import image_file_name
 
 FETCH_CONCURRENCY = 4
+MAX_JOBS = 10_000  # experiments.get's jobs_limit bound; an experiment has at most max_cells (10,000) cells
 
 
 @click.group()
@@ -24,10 +36,22 @@ def images() -> None:
 @images.command("list")
 @click.option("--experiment", "experiment_id", type=int, help="Only this experiment's images.")
 @click.option("--limit", type=int, default=100, show_default=True)
-@click.option("--after", "after_id", type=int, help="Only images with a larger id (paging).")
-def list_(experiment_id: int | None, limit: int, after_id: int | None) -> None:
-    """Images in ascending id order, with their path on the daemon's machine."""
-    result = call("images.list", experiment_id=experiment_id, limit=limit, after_id=after_id)
+@click.option("--oldest-first", is_flag=True, help="Ascending id instead of newest first.")
+@click.option("--before", "before_id", type=int, help="Newest first: only images with a smaller id (next page).")
+@click.option("--after", "after_id", type=int, help="With --oldest-first: only images with a larger id (next page).")
+def list_(
+    experiment_id: int | None, limit: int, oldest_first: bool, before_id: int | None, after_id: int | None
+) -> None:
+    """Images, newest first, with their path on the daemon's machine. When there are more, the last line says
+    how to get the next page."""
+    if after_id is not None and not oldest_first:
+        oldest_first = True  # --after only makes sense going up
+    if before_id is not None and oldest_first:
+        raise click.UsageError("--before pages newest first; with --oldest-first use --after")
+    order = "oldest" if oldest_first else "newest"
+    result = call(
+        "images.list", experiment_id=experiment_id, limit=limit, order=order, after_id=after_id, before_id=before_id
+    )
     if options().json:
         emit_json(result)
         return
@@ -37,6 +61,15 @@ def list_(experiment_id: int | None, limit: int, after_id: int | None) -> None:
         for i in result.get("images", [])
     ]  # fmt: skip
     click.echo(table(["id", "experiment", "job", "seed", "time", "created", "file"], rows))
+    cursor = result.get("next")
+    if result.get("has_more") and isinstance(cursor, dict) and cursor:
+        (key, value), *_ = cursor.items()
+        args = ["images", "list", *(["--experiment", str(experiment_id)] if experiment_id is not None else [])]
+        args += ["--limit", str(limit)] if limit != 100 else []
+        args += ["--before", str(value)] if key == "before_id" else ["--oldest-first", "--after", str(value)]
+        more_rows_hint("images", *args)
+    elif not rows:
+        click.echo("no images", err=True)
 
 
 def _wall(seconds: Any) -> str | None:
@@ -52,26 +85,29 @@ def _wall(seconds: Any) -> str | None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
     show_default=True,
-    help="Folder for the <id>.png files (created if missing).",
+    help="Folder for the files (created if missing).",
 )
 def fetch(image_ids: tuple[int, ...], experiment_id: int | None, out_dir: Path) -> None:
-    """Download images as OUT/<id>.png over HTTP."""
+    """Download images over HTTP into OUT, named by experiment, cell index and the values the experiment's axes
+    gave the cell: e12-0007-steps6-DPM++_2M_Karras.png."""
     if not image_ids and experiment_id is None:
         raise click.UsageError("give image ids, --experiment ID, or both")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     async def body(client: Client) -> list[Path]:
-        ids = list(image_ids)
+        records = [(await client.call("images.get", image_id=i))["image"] for i in dict.fromkeys(image_ids)]
         if experiment_id is not None:
-            ids += [int(i["id"]) for i in await all_images(client, experiment_id) if int(i["id"]) not in ids]
+            known = {int(r["id"]) for r in records}
+            records += [r for r in await all_images(client, experiment_id) if int(r["id"]) not in known]
+        names = await file_names(client, records)
         limit = asyncio.Semaphore(FETCH_CONCURRENCY)
 
-        async def one(image_id: int) -> Path:
+        async def one(record: dict[str, Any]) -> Path:
             async with limit:
-                data = await client.fetch_image(image_id)
-            return await asyncio.to_thread(write_atomically, out_dir / f"{image_id}.png", data)
+                data = await client.fetch_image(int(record["id"]))
+            return await asyncio.to_thread(write_atomically, out_dir / names[int(record["id"])], data)
 
-        return list(await asyncio.gather(*(one(i) for i in ids)))
+        return list(await asyncio.gather(*(one(r) for r in records)))
 
     written = run(body)
     if options().json:
@@ -79,6 +115,21 @@ def fetch(image_ids: tuple[int, ...], experiment_id: int | None, out_dir: Path) 
     else:
         for path in written:
             click.echo(str(path))
+
+
+async def file_names(client: Client, records: list[dict[str, Any]]) -> dict[int, str]:
+    """Image id -> file name; one experiments.get per experiment gives the cells' indexes and the axes."""
+    by_experiment: dict[int, tuple[dict[int, int], list[tuple[str, list[Any]]]]] = {}
+    for experiment_id in sorted({int(r["experiment_id"]) for r in records}):
+        found = await client.call("experiments.get", experiment_id=experiment_id, jobs_limit=MAX_JOBS)
+        indexes = {int(job["id"]): int(job["idx"]) for job in found.get("jobs", [])}
+        by_experiment[experiment_id] = (indexes, resolved_axes(found["experiment"].get("spec")))
+    names = {}
+    for record in records:
+        indexes, axes = by_experiment[int(record["experiment_id"])]
+        idx = indexes.get(int(record["job_id"]))
+        names[int(record["id"])] = image_file_name(int(record["experiment_id"]), idx, record.get("params") or {}, axes)
+    return names
 
 
 def write_atomically(path: Path, data: bytes) -> Path:

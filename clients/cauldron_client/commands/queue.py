@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cauldron_client.commands._common import call, emit_json, options, shorten, table
+from cauldron_client.commands._common import call, emit_json, more_rows_hint, options, shorten, table
 from cauldron_client.sampler_names import sampler_name_of
 
 
@@ -46,6 +46,10 @@ def list_(limit: int, offset: int) -> None:
         click.echo("\nrunning:\n" + table(_HEADERS, [_job_row(j) for j in running]))
     if jobs:
         click.echo("\nqueued:\n" + table(_HEADERS, [_job_row(j) for j in jobs]))
+    total = result.get("total")
+    if isinstance(total, int) and offset + len(jobs) < total:
+        shown = f"queued jobs (showing {offset + 1}-{offset + len(jobs)} of {total})" if jobs else "queued jobs"
+        more_rows_hint(shown, "queue", "list", "--limit", str(limit), "--offset", str(offset + len(jobs)))
 
 
 @queue.command()

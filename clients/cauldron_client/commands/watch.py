@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -12,7 +11,7 @@ from typing import TypeVar
 import click
 
 from cauldron_client.client import Client
-from cauldron_client.commands._common import exit_with, options, run
+from cauldron_client.commands._common import command_prefix, exit_with, options, run
 from cauldron_client.events import Event
 from cauldron_client.progress import EXIT_INTERRUPTED, Progress
 from cauldron_client.watching import watch as watch_progress
@@ -23,18 +22,6 @@ EXIT_CODES_HELP = (
     "Exit codes: 0 every cell done; 1 some cell failed; 3 an experiment was cancelled; "
     "130 interrupted (Ctrl-C stops watching, the experiments keep running)."
 )
-
-
-def command_prefix() -> str:
-    """``cauldronctl`` with the options that chose the daemon, so a printed hint can be pasted as it is (the
-    token is left out: it is a secret, and the user has it already)."""
-    opts = options()
-    words = ["cauldronctl"]
-    if opts.url:
-        words += ["--url", opts.url]
-    if opts.daemon:
-        words += ["--daemon", opts.daemon]
-    return shlex.join(words)
 
 
 def interrupted_message(experiment_ids: Sequence[int]) -> str:
