@@ -14,6 +14,7 @@ import click
 
 from cauldrond import __version__
 from cauldrond.config import ConfigError, Settings, load_settings
+from cauldrond.logging_setup import configure_logging
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -40,6 +41,11 @@ def _settings(ctx: click.Context) -> Settings:
     help="Also serve the LAN over HTTPS on port+1, advertise over mDNS and accept paired devices (docs/lan.md).",
 )
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-format",
+    type=click.Choice(["plain", "json"]),
+    help="plain lines (default), or one JSON object per line with experiment and job ids (docs/operations.md).",
+)
 @click.version_option(__version__, prog_name="cauldrond")
 @click.pass_context
 def main(ctx: click.Context, /, config_file: Path | None, **flags: Any) -> None:
@@ -52,11 +58,7 @@ def main(ctx: click.Context, /, config_file: Path | None, **flags: Any) -> None:
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     ctx.obj = settings
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format, sys.stderr)
     if ctx.invoked_subcommand is None:
         from cauldrond.daemon import Daemon
 

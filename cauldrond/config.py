@@ -40,6 +40,7 @@ class Settings:
     # is; 0 turns the check off (a write that fails still pauses the queue instead of failing jobs).
     min_free_disk_mb: int = 256
     log_level: str = "INFO"
+    log_format: str = "plain"  # "plain" (journald/console) or "json": one object per line, with job ids
     postprocess_concurrency: int = 2  # plugin post-processing calls running at once
     postprocess_timeout_s: int = 60  # per call; a plugin may set process_timeout_s in [plugins.<name>]
     max_connections: int = 100  # open RPC WebSockets; more are refused with HTTP 503
@@ -104,6 +105,7 @@ _FIELD_TYPES: dict[str, type] = {
     "crash_backoff_s": int,
     "min_free_disk_mb": int,
     "log_level": str,
+    "log_format": str,
     "plugins": str,
     "postprocess_concurrency": int,
     "postprocess_timeout_s": int,
@@ -117,6 +119,7 @@ _FIELD_TYPES: dict[str, type] = {
     "lan_port": int,
 }
 _DEVICES = ("auto", "cuda", "mps", "cpu")
+_LOG_FORMATS = ("plain", "json")
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -199,8 +202,10 @@ def load_settings(
         raise ConfigError("settings 'postprocess_concurrency' and 'postprocess_timeout_s' must be at least 1")
     if settings.max_batch_size < 1:
         raise ConfigError("setting 'max_batch_size' must be at least 1")
-    if settings.max_connections < 1 or settings.max_rpc_in_flight < 1:
-        raise ConfigError("settings 'max_connections' and 'max_rpc_in_flight' must be at least 1")
     if not 1 <= settings.max_attempts <= 3 or settings.crash_backoff_s < 0:
         raise ConfigError("setting 'max_attempts' must be 1-3 and 'crash_backoff_s' at least 0")
+    if settings.log_format not in _LOG_FORMATS:
+        raise ConfigError(f"setting 'log_format' must be one of {', '.join(_LOG_FORMATS)}, got {settings.log_format!r}")
+    if settings.max_connections < 1 or settings.max_rpc_in_flight < 1:
+        raise ConfigError("settings 'max_connections' and 'max_rpc_in_flight' must be at least 1")
     return settings

@@ -17,6 +17,8 @@ from cauldrond.engine import Engine
 from cauldrond.events import EventBus
 from cauldrond.experiments.results import ResultsService
 from cauldrond.experiments.service import ExperimentService
+from cauldrond.logging_setup import log_job_event
+from cauldrond.metrics import DaemonMetrics
 from cauldrond.notify import notify
 from cauldrond.plugins.postprocess import PostProcessRunner
 from cauldrond.plugins.runtime import PluginSource, load_plugins
@@ -76,6 +78,9 @@ class Daemon:
             for row in await store.jobs.queued():
                 queue.add(queued_job(row), row.priority)
             events = EventBus()
+            metrics = DaemonMetrics()
+            events.tap(metrics.observe_event)
+            events.tap(log_job_event)
             await announce(report, store, events)
             engine = Engine(
                 store=store,
@@ -117,6 +122,7 @@ class Daemon:
             started_at=time.monotonic(),
             plugin_runtime=runtime,
             postprocess=postprocess,
+            metrics=metrics,
         )
         await runtime.startup(self)
 

@@ -4,13 +4,16 @@ the engine or the other readers."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 Event = dict[str, Any]
 RETAINED_EVENTS = 100
+
+log = logging.getLogger(__name__)
 
 
 class Subscription:
@@ -41,9 +44,15 @@ class EventBus:
     def __init__(self, buffer_size: int = 1000) -> None:
         self._subscribers: set[Subscription] = set()
         self._buffer_size = buffer_size
+        self._taps: list[Callable[[Event], None]] = []
         # What start-up recovery found (the crash guard's verdicts): published before anyone could subscribe, so
         # each new subscriber gets these first.
         self._retained: deque[Event] = deque(maxlen=RETAINED_EVENTS)
+
+    def tap(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with every event as it is published (metrics, job log lines): unlike a subscriber it
+        never misses one, so it must be quick; what it raises is logged, never passed to the publisher."""
+        self._taps.append(listener)
 
     def subscribe(self, types: Iterable[str] | None = None) -> Subscription:
         subscription = Subscription(types, self._buffer_size)
@@ -66,5 +75,11 @@ class EventBus:
         self._publish(event)
 
     def _publish(self, event: Event) -> None:
+        event_type = event["type"]
+        for listener in self._taps:
+            try:
+                listener(event)
+            except Exception:  # an observer's bug must never reach the engine that published
+                log.exception("event listener %r failed on %s", listener, event_type)
         for subscription in tuple(self._subscribers):
             subscription.offer(event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cauldrond.metrics import DaemonMetrics
 from cauldrond.work_pool import WorkPool
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class Services:
     # The loaded plugins (status, exporters, importers) and the post-processing runner.
     plugin_runtime: PluginRuntime | None = None
     postprocess: PostProcessRunner | None = None
+    # Prometheus figures for /metrics, in a registry of this daemon's own.
+    metrics: DaemonMetrics = field(default_factory=DaemonMetrics)
     # Imports from other tools parse untrusted files: two threads of their own, so they never take the threads
     # cheap requests use (grids and analyses have ResultsService's pool).
     import_pool: WorkPool = field(default_factory=lambda: WorkPool("imports", workers=2))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import queue
 import threading
 from collections.abc import Callable
@@ -31,7 +33,8 @@ class GpuWorker:
     async def run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._tasks.put((fn, loop, future))
+        # In the caller's context, as asyncio.to_thread does: log lines from the thread name the caller's jobs.
+        self._tasks.put((functools.partial(contextvars.copy_context().run, fn), loop, future))
         return await future
 
     def shutdown(self) -> None:

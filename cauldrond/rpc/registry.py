@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from cauldrond.metrics import UNKNOWN_METHOD
 from cauldrond.rpc.protocol import RpcError
 
 if TYPE_CHECKING:
@@ -55,6 +56,12 @@ class MethodRegistry:
         return [self._methods[name].describe() for name in self.names()]
 
     async def call(self, ctx: RpcContext, name: str, raw_params: dict[str, Any]) -> Any:
+        # Counted and timed for /metrics; a name that is no method is counted as "unknown", so a client cannot
+        # add label values.
+        with ctx.services.metrics.rpc_request(name if name in self._methods else UNKNOWN_METHOD):
+            return await self._validate_and_call(ctx, name, raw_params)
+
+    async def _validate_and_call(self, ctx: RpcContext, name: str, raw_params: dict[str, Any]) -> Any:
         spec = self._methods.get(name)
         if spec is None:
             raise RpcError("method_not_found", f"no method {name!r}; rpc.describe lists them")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from cauldrond.metrics import LiveSources
 from cauldrond.rpc.connection import RpcConnection
 from cauldrond.rpc.limits import RpcLimits
 from cauldrond.rpc.protocol import MAX_FRAME_BYTES
@@ -137,6 +139,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": healthy, **checks, **details}, status=200 if healthy else 503)
 
 
+async def metrics_page(request: web.Request) -> web.Response:
+    """Prometheus scrapes this with the token (docs/operations.md)."""
+    services = request.app[SERVICES]
+    limits = request.app[RPC_LIMITS]
+    sources = LiveSources(open_connections=limits.open_connections, rpc_in_flight=limits.in_flight)
+    body = services.metrics.exposition(services, sources)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     page = PWA_DIR / "index.html"
     if page.is_file():
@@ -170,6 +181,7 @@ def build_app(services: Services, access: Access | None = None) -> web.Applicati
     app.router.add_get("/", index)
     app.router.add_get("/manifest.webmanifest", manifest)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/rpc", rpc_socket)
     app.router.add_get(r"/images/{image_id:\d{1,18}}.png", image_file)
     app.router.add_get(r"/grids/{name:[0-9a-f]{32}}.png", render_file)

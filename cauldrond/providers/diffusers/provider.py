@@ -17,6 +17,7 @@ import psutil
 import torch
 
 from cauldrond.config import Settings
+from cauldrond.metrics import model_load_histogram
 from cauldrond.params import GenerationParams
 from cauldrond.providers.base import (
     GeneratedImage,
@@ -74,6 +75,7 @@ class DiffusersProvider:
         self.device: str | None = None
         self.dtype: torch.dtype | None = None
         self.load_count = 0
+        self.model_load_seconds = model_load_histogram()  # read by each daemon's /metrics
         self._loaded: _LoadedModel | None = None
         self._lock = threading.RLock()
         self.prompt_cache = embeddings.PromptEmbeddingCache()
@@ -179,6 +181,7 @@ class DiffusersProvider:
         )
         self._prepare_pipeline(pipeline)
         self.load_count += 1
+        self.model_load_seconds.observe(time.perf_counter() - started)
         self._loaded = _LoadedModel(
             name=name,
             pipeline=pipeline,
