@@ -104,16 +104,16 @@ class WorkPool:
             with self._lock:
                 self._running += 1
                 self.peak_running = max(self.peak_running, self._running)
+            result: Any = None
+            failure: BaseException | None = None
             try:
                 result = job.run()
             except BaseException as error:  # handed to the awaiting coroutine, whatever it is
-                self._settle(job, None, error)
-            else:
-                self._settle(job, result, None)
-            finally:
-                with self._lock:
-                    self._running -= 1
-                    self.completed += 1
+                failure = error
+            with self._lock:  # counted before the caller hears of it, so its figures are never behind
+                self._running -= 1
+                self.completed += 1
+            self._settle(job, result, failure)
 
     @staticmethod
     def _settle(job: _Job, result: Any, error: BaseException | None) -> None:

@@ -73,6 +73,7 @@ class ResultsService:
         self._renders_dir = renders_dir
         self.pool = WorkPool("renders", workers=1, max_waiting=32)
         self.memory = PixelLedger()
+        self.export_part_chars = EXPORT_PART_CHARS
 
     def close(self) -> None:
         """Drop waiting renders; the one being drawn dies with the process (see WorkPool)."""
@@ -186,7 +187,7 @@ class ResultsService:
             self.memory.give_back(measured.pixels)
 
     async def export(self, experiment_id: int, fmt: str, part: int = 0) -> dict[str, Any]:
-        """One part of the export (``EXPORT_PART_CHARS`` characters; ``parts`` says how many there are). The whole
+        """One part of the export (``export_part_chars`` characters; ``parts`` says how many there are). The whole
         text is built once and kept content-addressed beside the grids, so the next part is a file read."""
         results = await self.load(experiment_id)
         records = results.image_records()
@@ -201,8 +202,9 @@ class ResultsService:
                 rows = export_rows(records, {"convergence": convergence.to_dict()} if convergence else None)
                 content = to_csv(rows) if fmt == "csv" else to_json(rows)
                 write_bytes_atomic(content.encode("utf-8"), self._renders_dir, file.name)
-            parts = max(1, -(-len(content) // EXPORT_PART_CHARS))
-            return content[part * EXPORT_PART_CHARS : (part + 1) * EXPORT_PART_CHARS], parts
+            size = self.export_part_chars
+            parts = max(1, -(-len(content) // size))
+            return content[part * size : (part + 1) * size], parts
 
         content, parts = await self.pool.run(build)
         if part >= parts:

@@ -4,6 +4,8 @@ test ends with: another connection is answered within a second."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -56,3 +58,13 @@ async def assert_alive(daemon: Daemon) -> dict[str, Any]:
         info: dict[str, Any] = await asyncio.wait_for(other.call("system.info"), LIVENESS_S)
     assert info["api_version"] == 1
     return info
+
+
+def comfyui_bombs() -> Any:
+    """The hostile ComfyUI files the plugin's own tests use (plugins/cauldron-comfyui/tests/comfyui_bombs.py)."""
+    path = Path(__file__).resolve().parents[2] / "plugins" / "cauldron-comfyui" / "tests" / "comfyui_bombs.py"
+    spec = importlib.util.spec_from_file_location("comfyui_bombs", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,7 +3,6 @@ reached over RPC. Plugins' own methods (``cauldron_register_rpc_methods``) are a
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +13,10 @@ from cauldrond.params import GenerationParams
 from cauldrond.plugins.interfaces import ExportedFile, Exporter, Imported, SkippedImage
 from cauldrond.plugins.postprocess import image_record
 from cauldrond.rpc.context import RpcContext
-from cauldrond.rpc.methods.shapes import experiment_shape, image_shape
+from cauldrond.rpc.methods.shapes import AfterId, RowId, experiment_shape, image_shape
 from cauldrond.rpc.protocol import RpcError
 from cauldrond.rpc.registry import MethodRegistry, NoParams
+from cauldrond.work_pool import PoolBusy, PoolClosed
 
 if TYPE_CHECKING:
     from cauldrond.plugins.runtime import PluginRuntime
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 # Replies travel in one WebSocket frame; the client accepts 16 MiB, and msgpack framing needs a little room.
 MAX_EXPORT_BYTES = 15 * 1024 * 1024
+# An experiment's export is sent in pages: images are exported 10 at a time until a page holds about 8 MiB.
+EXPORT_PAGE_BYTES = 8 * 1024 * 1024
+EXPORT_PAGE_IMAGES = 10
 MAX_IMPORT_CELLS = 10_000
 MAX_SEARCH_WORDS = 10
 
@@ -49,7 +52,7 @@ async def list_plugins(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
 
 class ImageParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    image_id: int = Field(ge=1)
+    image_id: RowId
 
 
 async def get_annotations(ctx: RpcContext, params: ImageParams) -> dict[str, Any]:
@@ -69,7 +72,7 @@ class SearchParams(BaseModel):
     query: str = Field(default="", max_length=1000, description="Words that must all appear in the annotations")
     tag: str | None = Field(default=None, min_length=1, max_length=100, description="A tag the image must have")
     limit: int = Field(default=100, ge=1, le=1000)
-    after_id: int | None = Field(default=None, ge=0, description="Return images with a larger id (paging)")
+    after_id: AfterId | None = None
 
     @model_validator(mode="after")
     def _something_to_find(self) -> SearchParams:
@@ -105,8 +108,11 @@ async def export_formats(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
 class ExportParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: str = Field(min_length=1, max_length=40)
-    image_id: int | None = Field(default=None, ge=1)
-    experiment_id: int | None = Field(default=None, ge=1)
+    image_id: RowId | None = None
+    experiment_id: RowId | None = None
+    after_image_id: AfterId | None = Field(
+        default=None, description="With experiment_id: continue after this image (the reply's next_after_image_id)"
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> ExportParams:
@@ -138,59 +144,75 @@ def _export_or_skip(exporter: Exporter, image: Mapping[str, Any]) -> ExportedFil
 
 
 async def export_run(ctx: RpcContext, params: ExportParams) -> dict[str, Any]:
-    """Export one image or every image of an experiment with a plugin's exporter: {filename, media_type, content}."""
+    """Export one image, or the images of an experiment, with a plugin's exporter: {filename, media_type,
+    content}. An experiment's files come a page at a time (about 8 MiB): while `next_after_image_id` is not
+    null, ask again with it as `after_image_id`."""
     runtime = _runtime(ctx)
     exporter = runtime.catalogue.exporter(params.format) if runtime is not None else None
     if exporter is None:
         known = ", ".join(runtime.catalogue.exporters) if runtime is not None else ""
         raise RpcError("invalid_params", f"no export format {params.format!r} (installed: {known or 'none'})")
-    experiment, images = await _export_target(ctx.services, params)
-    try:
-        results = await asyncio.to_thread(_export, exporter, experiment, images)
-        skipped = [{"image_id": i.image_id, "reason": i.reason} for i in results if isinstance(i, SkippedImage)]
-        files = [_file_shape(item) for item in results if not isinstance(item, SkippedImage)]
-    except ValueError as exc:
-        raise RpcError("invalid_params", f"{params.format}: {exc}") from exc
-    except Exception as exc:
-        raise RpcError("internal_error", f"the {params.format} exporter failed: {type(exc).__name__}: {exc}") from exc
-    if experiment is not None and not files:
-        reasons = "; ".join(f"image {item['image_id']}: {item['reason']}" for item in skipped[:3])
-        raise RpcError(
-            "invalid_params",
-            f"{params.format}: no image of experiment {experiment['id']} can be exported ({reasons})",
-            {"skipped": skipped},
-        )
-    size = sum(len(item["content"]) for item in files)
-    if size > MAX_EXPORT_BYTES:
-        raise RpcError("too_large", f"the export is {size} bytes; export fewer images at a time")
-    return {"format": params.format, "files": files, "skipped": skipped}
-
-
-async def _export_target(
-    services: Services, params: ExportParams
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    store = services.store
-    images_dir = services.settings.images_dir
+    services = ctx.services
+    files: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    next_after: int | None = None
     if params.image_id is not None:
-        row = await store.images.get(params.image_id)
+        row = await services.store.images.get(params.image_id)
         if row is None:
             raise RpcError("not_found", f"no image {params.image_id}")
-        return None, [image_record(row, images_dir)]
-    assert params.experiment_id is not None
-    experiment = await store.experiments.get(params.experiment_id)
-    if experiment is None:
-        raise RpcError("not_found", f"no experiment {params.experiment_id}")
-    images: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        rows = await store.images.page(experiment_id=experiment.id, limit=1000, after_id=after)
-        images += [image_record(row, images_dir) for row in rows]
-        if len(rows) < 1000:
-            break
-        after = rows[-1].id
-    if not images:
-        raise RpcError("invalid_params", f"experiment {experiment.id} has no images yet")
-    return experiment_shape(experiment), images
+        files, _ = await _export_page(services, exporter, params.format, None, [row])
+    else:
+        assert params.experiment_id is not None
+        experiment = await services.store.experiments.get(params.experiment_id)
+        if experiment is None:
+            raise RpcError("not_found", f"no experiment {params.experiment_id}")
+        shape, after, size = experiment_shape(experiment), params.after_image_id or 0, 0
+        while size < EXPORT_PAGE_BYTES:
+            rows = await services.store.images.page(
+                experiment_id=experiment.id, limit=EXPORT_PAGE_IMAGES, after_id=after
+            )
+            if not rows:
+                next_after = None
+                break
+            page, page_skipped = await _export_page(services, exporter, params.format, shape, rows)
+            files += page
+            skipped += page_skipped
+            size += sum(len(item["content"]) for item in page)
+            after = next_after = rows[-1].id
+            if len(rows) < EXPORT_PAGE_IMAGES:
+                next_after = None
+                break
+        if not files and not skipped and params.after_image_id is None:
+            raise RpcError("invalid_params", f"experiment {experiment.id} has no images yet")
+        if not files and skipped and next_after is None and params.after_image_id is None:
+            reasons = "; ".join(f"image {item['image_id']}: {item['reason']}" for item in skipped[:3])
+            raise RpcError(
+                "invalid_params",
+                f"{params.format}: no image of experiment {experiment.id} can be exported ({reasons})",
+                {"skipped": skipped},
+            )
+    size = sum(len(item["content"]) for item in files)
+    if size > MAX_EXPORT_BYTES:
+        raise RpcError("too_large", f"the export is {size} bytes, over {MAX_EXPORT_BYTES}; its files are too large")
+    return {"format": params.format, "files": files, "skipped": skipped, "next_after_image_id": next_after}
+
+
+async def _export_page(
+    services: Services, exporter: Exporter, fmt: str, experiment: dict[str, Any] | None, rows: Sequence[Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The files for these images, and ``{image_id, reason}`` for each image the exporter skipped."""
+    images = [image_record(row, services.settings.images_dir) for row in rows]
+    try:
+        # The heavy-work pool (one thread, shared with grids), never the default executor.
+        results = await services.results.pool.run(_export, exporter, experiment, images)
+        skipped = [{"image_id": i.image_id, "reason": i.reason} for i in results if isinstance(i, SkippedImage)]
+        return [_file_shape(item) for item in results if not isinstance(item, SkippedImage)], skipped
+    except (PoolBusy, PoolClosed):
+        raise
+    except ValueError as exc:
+        raise RpcError("invalid_params", f"{fmt}: {exc}") from exc
+    except Exception as exc:
+        raise RpcError("internal_error", f"the {fmt} exporter failed: {type(exc).__name__}: {exc}") from exc
 
 
 async def import_formats(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
@@ -225,7 +247,10 @@ async def import_run(ctx: RpcContext, params: ImportParams) -> dict[str, Any]:
     failures = []
     for name, (_, importer) in importers.items():
         try:
-            found = await asyncio.to_thread(importer.import_file, params.content, params.filename)
+            # The imports pool, not the default executor: a hostile file cannot take the threads others use.
+            found = await ctx.services.import_pool.run(importer.import_file, params.content, params.filename)
+        except (PoolBusy, PoolClosed):
+            raise
         except ValueError as exc:
             failures.append(f"{name}: {exc}")
             continue

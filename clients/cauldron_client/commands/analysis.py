@@ -198,7 +198,7 @@ def export(experiment_id: int | None, fmt: str, image_id: int | None, out: Path 
         return
     if experiment_id is None:
         raise click.UsageError("csv and json export experiments; give EXPERIMENT")
-    result = run(lambda client: client.call("experiments.export", experiment_id=experiment_id, format=fmt))
+    result = run(lambda client: export_parts(client, experiment_id, fmt))
     content = export_text(result.get("content"))
     if out is not None:
         save_file(out, content.encode("utf-8"))
@@ -209,16 +209,40 @@ def export(experiment_id: int | None, fmt: str, image_id: int | None, out: Path 
         click.echo(content, nl=not content.endswith("\n"))
 
 
+async def export_parts(client: Client, experiment_id: int, fmt: str) -> dict[str, Any]:
+    """``experiments.export`` in as many parts as the daemon splits it into (each reply stays under the frame
+    limit), joined: the result has the shape of a one-part reply."""
+    result: dict[str, Any] = await client.call("experiments.export", experiment_id=experiment_id, format=fmt)
+    parts = [str(result.get("content") or "")]
+    for part in range(1, int(result.get("parts") or 1)):
+        more = await client.call("experiments.export", experiment_id=experiment_id, format=fmt, part=part)
+        parts.append(str(more.get("content") or ""))
+    return {**result, "content": "".join(parts), "part": 0, "parts": len(parts)}
+
+
 def export_files(fmt: str, experiment_id: int | None, image_id: int | None, folder: Path) -> None:
-    """``exports.run`` with a plugin's exporter; each file is written whole into ``folder``."""
-    target = {"image_id": image_id} if image_id is not None else {"experiment_id": experiment_id}
-    result = run(lambda client: client.call("exports.run", format=fmt, **target))
-    written = []
-    for item in result.get("files") or []:
-        name = Path(str(item.get("filename", ""))).name  # a name only: the daemon never picks our folders
-        if name in ("", ".", ".."):
-            raise CauldronError(f"the {fmt} exporter returned a file without a usable name")
-        written.append(save_file(folder / name, bytes(item.get("content") or b"")))
+    """``exports.run`` with a plugin's exporter, page after page; each file is written whole into ``folder`` as
+    its page arrives, so a 4,000-image experiment never has to fit in one reply."""
+    target: dict[str, Any] = {"image_id": image_id} if image_id is not None else {"experiment_id": experiment_id}
+    written: list[Path] = []
+
+    async def body(client: Client) -> dict[str, Any]:
+        after: int | None = None
+        skipped: list[Any] = []
+        while True:
+            page_target = {**target, "after_image_id": after} if after is not None else target
+            page: dict[str, Any] = await client.call("exports.run", format=fmt, **page_target)
+            for item in page.get("files") or []:
+                name = Path(str(item.get("filename", ""))).name  # a name only: the daemon never picks our folders
+                if name in ("", ".", ".."):
+                    raise CauldronError(f"the {fmt} exporter returned a file without a usable name")
+                written.append(save_file(folder / name, bytes(item.get("content") or b"")))
+            skipped += page.get("skipped") or []
+            after = page.get("next_after_image_id")
+            if after is None:
+                return {**page, "skipped": skipped}
+
+    result = run(body)
     # Images the format cannot express (e.g. PLMS in ComfyUI): the others are written, these are named with why.
     skipped = list(result.get("skipped") or [])
     if options().json:
