@@ -34,7 +34,9 @@ class FixedSeeds:
     base: dict[str, Any]
     axes: dict[str, Any] | None
     cells: list[dict[str, Any]] | None
-    seed: int  # the seed of every cell that has no other: drawn once, given, or -1 when each cell draws its own
+    # The seed of every cell that has no other: drawn once or given; -1 when each cell draws its own (vary_seed) or
+    # when a seed axis sets every cell's seed.
+    seed: int
     vary_seed: bool
 
 
@@ -61,11 +63,12 @@ def fix_seeds(
         return FixedSeeds(fixed_base, fixed_axes, fixed_cells, given if type(given) is int else RANDOM_SEED, True)
 
     seed = given
-    if is_random(given):
+    if fixed_axes and SEED_AXIS in fixed_axes:
+        # The axis sets every cell's seed; a base seed would be drawn for nothing and recorded misleadingly.
+        fixed_axes[SEED_AXIS] = _fixed_axis(fixed_axes[SEED_AXIS], draw)
+    elif is_random(given):
         seed = draw()
         fixed_base["seed"] = seed
-    if fixed_axes and SEED_AXIS in fixed_axes:
-        fixed_axes[SEED_AXIS] = _fixed_axis(fixed_axes[SEED_AXIS], draw)
     if fixed_cells:
         for cell in fixed_cells:
             if is_random(cell.get("seed")):

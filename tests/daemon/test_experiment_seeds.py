@@ -47,6 +47,7 @@ async def test_each_minus_one_of_a_seed_axis_is_one_seed_along_the_other_axes(cl
     assert given == 5 and len({first, given, last}) == 3 and -1 not in seed_axis["values"]
     assert seeds(result) == [first, first, 5, 5, last, last]
     assert result["experiment"]["spec"]["axes"] == {"seed": "-1, 5, -1", "steps": [2, 3]}, "as given, too"
+    assert result["experiment"]["spec"]["seed"] == -1  # no experiment-wide seed: the axis gives every cell one
 
 
 async def test_convergence_shares_its_seed_unless_asked(client: Client) -> None:

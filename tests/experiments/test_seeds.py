@@ -43,9 +43,9 @@ def test_a_given_seed_is_kept_and_nothing_is_drawn() -> None:
 
 def test_each_minus_one_of_a_seed_axis_is_drawn_once_and_shared_along_the_other_axes() -> None:
     axes = {"seed": "-1, 7, -1", "steps": [2, 3]}
-    fixed = fix_seeds(BASE, axes, vary_seed=False, draw=drawer(100, 200, 300))
-    # The base seed is drawn first (unused: the axis sets every cell's seed), then one per -1, in order.
-    assert fixed.axes is not None and fixed.axes["seed"] == [200, 7, 300]
+    fixed = fix_seeds(BASE, axes, vary_seed=False, draw=drawer(200, 300))
+    # One draw per -1, in order; none for the base, whose seed every cell's axis value replaces.
+    assert fixed.axes is not None and fixed.axes["seed"] == [200, 7, 300] and fixed.seed == -1
     assert seeds_of(fixed) == [200, 200, 7, 7, 300, 300]
     assert resolved_axes_spec(fixed.axes)[0] == {"name": "seed", "values": [200, 7, 300]}
     assert axes == {"seed": "-1, 7, -1", "steps": [2, 3]}, "the caller's spec is not changed"
