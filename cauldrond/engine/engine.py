@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cauldrond.engine import replay
-from cauldrond.engine.evidence import SoloEvidence
+from cauldrond.engine.evidence import SoloEvidence, uptime_s
 from cauldrond.engine.setback import StorageSetback
 from cauldrond.engine.storage import StorageGuard, batch_bytes, storage_fault
 from cauldrond.engine.supervisor import Supervisor
@@ -299,7 +299,7 @@ class Engine:
         return SoloEvidence(batch[0].job_id, loop, self._record_at_work)
 
     async def _record_at_work(self, job_id: int) -> None:
-        await self._store.jobs.mark_at_work_alone(job_id)
+        await self._store.jobs.mark_at_work_alone(job_id, uptime_s())
         if self._stopping.is_set():  # a clean shutdown began meanwhile: see _clear_evidence
             await self._store.jobs.clear_at_work()
 

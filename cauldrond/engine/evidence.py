@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -21,6 +22,13 @@ log = logging.getLogger(__name__)
 
 # A commit normally takes milliseconds; past this the run goes on without evidence (no strike can follow).
 COMMIT_TIMEOUT_S = 30.0
+# Roughly when this daemon started (this module is imported before start-up recovery runs): the evidence records
+# how long after it a suspect began its work, so that a struck suspect can try later in its next lives.
+LIFE_STARTED = time.time()
+
+
+def uptime_s() -> float:
+    return time.time() - LIFE_STARTED
 
 
 class SoloEvidence:

@@ -30,6 +30,7 @@ class InterruptedJob:
     suspect: bool  # it was already a suspect, and so ran alone
     strikes: int
     at_work_alone: bool  # it had begun its own work alone (the evidence was committed)
+    uptime_s: float = 0.0  # that many seconds after its daemon started
 
 
 @dataclass(frozen=True)
@@ -117,14 +118,14 @@ class JobRepository:
             await touch_experiments(db, ids, now)
         return sorted(int(row[0]) for row in rows)
 
-    async def mark_at_work_alone(self, job_id: int) -> bool:
+    async def mark_at_work_alone(self, job_id: int, uptime_s: float = 0.0) -> bool:
         """The crash guard's evidence: this running suspect, alone in its batch, has begun its own work (its model
         is loaded). A death from now until the run ends counts a strike at the next start."""
         async with self._database.write() as db:
             changed = await changed_rows(
                 db,
-                "UPDATE jobs SET solo_at_work_at = ? WHERE id = ? AND status = 'running'",
-                (utc_now(), int(job_id)),
+                "UPDATE jobs SET solo_at_work_at = ?, solo_uptime_s = ? WHERE id = ? AND status = 'running'",
+                (utc_now(), float(uptime_s), int(job_id)),
             )
         return bool(changed)
 
@@ -197,12 +198,12 @@ class JobRepository:
             )
             rows = await fetch_all(
                 db,
-                "SELECT id, experiment_id, suspect, strikes, solo_at_work_at IS NOT NULL FROM jobs "
+                "SELECT id, experiment_id, suspect, strikes, solo_at_work_at IS NOT NULL, solo_uptime_s FROM jobs "
                 "WHERE status = 'running' ORDER BY id",
             )
             reaped = []
             for row in rows:
-                job = InterruptedJob(int(row[0]), int(row[1]), bool(row[2]), int(row[3]), bool(row[4]))
+                job = InterruptedJob(int(row[0]), int(row[1]), bool(row[2]), int(row[3]), bool(row[4]), float(row[5]))
                 verdict = judge(job)
                 await db.execute(
                     "UPDATE jobs SET status = ?, attempts = attempts + 1, started_at = NULL, suspect = 1, "
@@ -221,6 +222,20 @@ class JobRepository:
                 reaped.append(Reaped(job, verdict))
             await touch_experiments(db, id_list([job.id for job in reaped_jobs(reaped)]), now)
         return reaped
+
+    async def reschedule_struck(self, not_before: Callable[[int, float], float]) -> int:
+        """At start, after the reap: every queued suspect with strikes waits anew in this life, until
+        ``not_before(strikes, solo_uptime_s)``. Returns how many were rescheduled."""
+        async with self._database.write() as db:
+            rows = await fetch_all(
+                db, "SELECT id, strikes, solo_uptime_s FROM jobs WHERE status = 'queued' AND strikes > 0"
+            )
+            for job_id, strikes, uptime_s in rows:
+                await db.execute(
+                    "UPDATE jobs SET not_before = ? WHERE id = ?",
+                    (not_before(int(strikes), float(uptime_s)), int(job_id)),
+                )
+        return len(rows)
 
     async def complete(self, job_id: int, image: NewImage) -> int:
         """Record a written image file and set its job done, in one transaction. Returns the image id.

@@ -173,6 +173,12 @@ async def _crash_guard(db: aiosqlite.Connection) -> None:
     )
 
 
+async def _crash_guard_uptime(db: aiosqlite.Connection) -> None:
+    # How long after its daemon started a suspect began its own work alone (its latest run with evidence): a
+    # struck suspect waits longer than that into each later life, away from kills that come soon after a start.
+    await _run(db, "ALTER TABLE jobs ADD COLUMN solo_uptime_s REAL NOT NULL DEFAULT 0")
+
+
 # Append only. The name is the identity recorded in the database.
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_experiments_and_jobs", _experiments_and_jobs),
@@ -182,6 +188,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0005_job_run_order", _job_run_order),
     ("0006_plugin_runs", _plugin_runs),
     ("0007_crash_guard", _crash_guard),
+    ("0008_crash_guard_uptime", _crash_guard_uptime),
 )
 
 

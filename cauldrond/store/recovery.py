@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 # A struck suspect lets this many other batches start (doubling per strike) before it runs again, so the rest of
 # the queue moves and it does not run first after every restart.
 BACKOFF_BATCHES = 2
-# Its wait in time is jittered (x0.5 to x1.5) so that it cannot stay in phase with a killer that strikes at a
-# fixed time after each start (a watchdog, an OOM killer set off by the start-up itself).
-JITTER = (0.5, 1.5)
+# Its wait in each later life: longer than it had been up when the struck run began its work, times this jitter
+# (and doubling per strike), so the next try comes later in its life than the kill did and not in step with a
+# killer that strikes a fixed time after each start (a watchdog, an OOM killer set off by start-up itself).
+JITTER = (1.0, 2.0)
 _random = secrets.SystemRandom()
 
 
@@ -101,13 +102,18 @@ def judge(
     if strikes >= max_strikes:
         times = f"{strikes} times" if strikes > 1 else "once"
         return Verdict(strikes, quarantine=True, error=f"crashed the daemon {times} while running alone")
-    factor = 2 ** (strikes - 1)
     return Verdict(
         strikes,
-        backoff_batches=BACKOFF_BATCHES * factor,
-        not_before=now() + backoff_s * factor * jitter(),
+        backoff_batches=BACKOFF_BATCHES * 2 ** (strikes - 1),
+        not_before=now() + wait_s(strikes, job.uptime_s, backoff_s, jitter()),
         error=f"crashed the daemon while running alone ({strikes} of {max_strikes}); waiting before another try",
     )
+
+
+def wait_s(strikes: int, uptime_s: float, backoff_s: float, jitter: float) -> float:
+    """How far into a life a suspect with ``strikes`` waits before its next try: past the uptime at which its
+    struck run began its work, jittered, at least ``backoff_s``, doubling per strike."""
+    return float(2 ** (strikes - 1) * max(backoff_s, uptime_s * jitter))
 
 
 def _summarise(report: RecoveryReport, reaped: list[Reaped]) -> None:
@@ -138,6 +144,11 @@ async def recover(store: Store, images_dir: Path, max_strikes: int, backoff_s: f
     """Run once at start, before the queue is rebuilt and before serving."""
     report = RecoveryReport()
     _summarise(report, await store.jobs.reap_interrupted(lambda job: judge(job, max_strikes, backoff_s)))
+    # Every struck suspect's wait starts again with this life (also those that never ran in the last one).
+    started = time.time()
+    await store.jobs.reschedule_struck(
+        lambda strikes, uptime: started + wait_s(strikes, uptime, backoff_s, _random.uniform(*JITTER))
+    )
 
     files = await store.images.files()
     referenced = {image.path for image in files}

@@ -4,6 +4,7 @@ rules, step by step."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -99,19 +100,40 @@ async def test_a_clean_shutdown_clears_the_evidence(store: Store, tmp_path: Path
     assert (report.requeued, report.strikes) == ([job_id], [])
 
 
-def test_the_wait_doubles_per_strike_and_is_jittered_within_bounds() -> None:
-    def suspect(strikes: int) -> InterruptedJob:
-        return InterruptedJob(1, 1, suspect=True, strikes=strikes, at_work_alone=True)
+def test_the_wait_is_later_in_each_life_than_the_struck_run_and_doubles_per_strike() -> None:
+    def suspect(strikes: int, uptime_s: float) -> InterruptedJob:
+        return InterruptedJob(1, 1, suspect=True, strikes=strikes, at_work_alone=True, uptime_s=uptime_s)
 
     low, high = JITTER
-    first = judge(suspect(0), 3, BACKOFF_S, now=lambda: 1000.0, jitter=lambda: low)
-    second = judge(suspect(1), 3, BACKOFF_S, now=lambda: 1000.0, jitter=lambda: high)
-    assert (first.strikes, first.backoff_batches, first.not_before) == (1, 2, 1000.0 + 10.0 * 0.5)
-    assert (second.strikes, second.backoff_batches, second.not_before) == (2, 4, 1000.0 + 10.0 * 2 * 1.5)
-    drawn = judge(suspect(0), 3, BACKOFF_S, now=lambda: 0.0)
-    assert 10.0 * low <= drawn.not_before <= 10.0 * high
+    assert (low, high) == (1.0, 2.0)
+    # Struck 40 s after its daemon started: it next tries 40-80 s into a life (at least BACKOFF_S).
+    first = judge(suspect(0, 40.0), 3, BACKOFF_S, now=lambda: 1000.0, jitter=lambda: low)
+    assert (first.strikes, first.backoff_batches, first.not_before) == (1, BACKOFF_BATCHES, 1000.0 + 40.0)
+    second = judge(suspect(1, 50.0), 3, BACKOFF_S, now=lambda: 1000.0, jitter=lambda: high)
+    assert (second.strikes, second.backoff_batches, second.not_before) == (2, 2 * BACKOFF_BATCHES, 1000.0 + 200.0)
+    early = judge(suspect(0, 2.0), 3, BACKOFF_S, now=lambda: 0.0, jitter=lambda: high)
+    assert early.not_before == BACKOFF_S, "never less than crash_backoff_s"
+    drawn = judge(suspect(0, 30.0), 3, BACKOFF_S, now=lambda: 0.0)
+    assert 30.0 * low <= drawn.not_before <= 30.0 * high
     # A job that was not a suspect, or not at work alone, is never struck.
     assert judge(InterruptedJob(1, 1, False, 2, True), 3, BACKOFF_S).strikes == 2
     assert judge(InterruptedJob(1, 1, True, 2, False), 3, BACKOFF_S).quarantine is False
     # With a limit of 1, the first strike quarantines.
-    assert judge(suspect(0), 1, BACKOFF_S).error == "crashed the daemon once while running alone"
+    assert judge(suspect(0, 1.0), 1, BACKOFF_S).error == "crashed the daemon once while running alone"
+
+
+async def test_every_start_restarts_a_struck_suspects_wait(store: Store, tmp_path: Path) -> None:
+    (job_id,) = await cells(store, 1)
+    await die(store, tmp_path, [job_id])
+    await store.jobs.mark_running([job_id])
+    assert await store.jobs.mark_at_work_alone(job_id, uptime_s=30.0)
+    before = time.time()
+    await recover(store, tmp_path / "images", 3, BACKOFF_S)
+    (first,) = await store.jobs.queued()
+    assert before + 30.0 <= first.not_before <= time.time() + 60.0
+    # Another start (a kill before it ran again): the wait is counted from this start, not the last one.
+    before = time.time()
+    report = await recover(store, tmp_path / "images", 3, BACKOFF_S)
+    assert report == RecoveryReport()
+    (again,) = await store.jobs.queued()
+    assert before + 30.0 <= again.not_before <= time.time() + 60.0 and again.strikes == 1

@@ -31,6 +31,7 @@ EXPECTED_COLUMNS = {
         "solo_at_work_at",
         "backoff_batches",
         "not_before",
+        "solo_uptime_s",
     ],
     "images": [
         "id",
