@@ -246,3 +246,38 @@ def _take(folder: Path, keep_free: int) -> Path:
     taken = folder / "taken.bin"
     taken.write_bytes(b"\x5a" * max(0, stat.f_bavail * stat.f_frsize - keep_free))
     return taken
+
+
+def remount(path: Path, mode: str) -> None:
+    """Remount ``path`` read-only or read-write; a write in flight makes the kernel refuse (EBUSY) for a moment."""
+    for _ in range(200):
+        done = subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], capture_output=True, check=False)
+        if done.returncode == 0:
+            return
+    raise AssertionError(f"could not remount {path} {mode}: {done.stderr!r}")
+
+
+async def test_a_file_system_turned_read_only_pauses_and_resumes_when_writable(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    with small_tmpfs(data_dir / "images") as images:
+        async with running(data_dir, models_dir, min_free_disk_mb=0) as (_, client):
+            experiment_id = await create_sweep(client)
+
+            async def some_done() -> bool:
+                got = await client.call("experiments.get", experiment_id=experiment_id)
+                return bool(got["experiment"]["counts"]["done"] >= 4)
+
+            await until(some_done, timeout=120)
+            remount(images, "ro")
+            try:
+                reason = await until(lambda: paused_reason(client), timeout=120)
+                assert "EROFS" in reason
+                await assert_consistent_while_paused(client, data_dir)
+            finally:
+                remount(images, "rw")
+            result = await finished(client, experiment_id, timeout=240)
+            assert result["experiment"]["counts"]["done"] == CELLS
+            await assert_no_pause(client)
+        assert_done_exactly_once(data_dir, experiment_id)
