@@ -35,7 +35,7 @@ class Settings:
     max_batch_size: int = 4
     max_cells: int = 10_000
     max_attempts: int = 3  # crash guard: daemon deaths while a job runs alone before it is quarantined (1-3)
-    crash_backoff_s: int = 10  # crash guard: a struck suspect waits about this long (doubling per strike)
+    crash_backoff_s: int = 10  # crash guard: a struck suspect waits at least this long into a life (doubling)
     # Room (MB) a batch must leave free in the images and database folders, or the queue pauses until there
     # is; 0 turns the check off (a write that fails still pauses the queue instead of failing jobs).
     min_free_disk_mb: int = 256
