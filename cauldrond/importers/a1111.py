@@ -20,6 +20,7 @@ from cauldrond.plugins.interfaces import IgnoredField, Imported
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PARAMETERS_CHUNK = "parameters"
 AUTOMATIC = "Automatic"
+UNIFORM = "Uniform"
 # A1111's schedule types (modules/sd_schedulers.py: labels, then names and aliases): the suffixes a legacy sampler
 # name may carry. Longest first, so "SGM Uniform" wins over "Uniform".
 SCHEDULE_SUFFIXES: dict[str, str] = {
@@ -139,6 +140,10 @@ def infotext_to_params(info: Infotext) -> Imported:
     schedule = fields.pop("Schedule type", AUTOMATIC)
     if sampler is not None:
         params["sampler"], params["schedule"] = split_sampler(sampler, schedule)
+        if params["schedule"] == UNIFORM:
+            # Evenly spaced over the model's own timesteps: what cauldron's Automatic always means (docs/samplers.md).
+            params["schedule"] = AUTOMATIC
+            notes.append("A1111's Uniform schedule is cauldron's Automatic")
     else:
         notes.append("no Sampler field: the default sampler is used")
     size = fields.pop("Size", None)

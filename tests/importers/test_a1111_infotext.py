@@ -151,6 +151,12 @@ def test_ddim_eta_maps_and_ancestral_eta_ensd_rng_do_not() -> None:
     assert ignored_fields(result) == {"Eta": "0.67", "RNG": "NV"}
 
 
+def test_uniform_is_our_automatic() -> None:
+    result = imported("a fox\nSteps: 12, Sampler: Euler, Schedule type: Uniform, CFG scale: 7, Seed: 3, Size: 512x512")
+    assert (result.params[0]["sampler"], result.params[0]["schedule"]) == ("Euler", "Automatic")
+    assert "A1111's Uniform schedule is cauldron's Automatic" in result.notes
+
+
 def test_a1111_png_parameters_chunk() -> None:
     info = PngInfo()
     info.add_text("parameters", A1111_V110)  # as A1111's images.save_image_with_geninfo writes it
