@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cauldrond.events import EventBus
 from cauldrond.media.png import PNG_SUFFIX, is_temp_name
-from cauldrond.store.integrity import check_files, inside
+from cauldrond.store.integrity import inside, scan_sizes, size_states
 from cauldrond.store.jobs import InterruptedJob, Reaped, Verdict
 from cauldrond.store.store import Store
 
@@ -57,30 +56,30 @@ class RecoveryReport:
         return asdict(self)
 
 
-def _sweep(images_dir: Path, referenced: set[str]) -> tuple[int, int]:
-    """Delete temp files and unreferenced PNGs under ``images_dir``. Returns (temp files, orphans) removed."""
+def _sweep(images_dir: Path, on_disk: Mapping[str, int], referenced: set[str]) -> tuple[int, int]:
+    """Delete temp files and unreferenced PNGs (from one scan of ``images_dir``). Returns (temps, orphans) removed."""
     temps = orphans = 0
-    for folder, _dirs, files in os.walk(images_dir):
-        for name in files:
-            path = Path(folder, name)
-            if is_temp_name(name):
-                kind = "temp file"
-            elif name.endswith(PNG_SUFFIX) and path.relative_to(images_dir).as_posix() not in referenced:
-                kind = "orphan image"
-            else:
-                continue
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                log.warning("recovery: cannot remove %s %s: %s", kind, path, exc)
-                continue
-            log.info("recovery: removed %s %s", kind, path)
-            if kind == "temp file":
-                temps += 1
-            else:
-                orphans += 1
+    for relative in on_disk:
+        name = relative.rpartition("/")[2]
+        if is_temp_name(name):
+            kind = "temp file"
+        elif name.endswith(PNG_SUFFIX) and relative not in referenced:
+            kind = "orphan image"
+        else:
+            continue
+        path = images_dir / relative
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("recovery: cannot remove %s %s: %s", kind, path, exc)
+            continue
+        log.info("recovery: removed %s %s", kind, path)
+        if kind == "temp file":
+            temps += 1
+        else:
+            orphans += 1
     return temps, orphans
 
 
@@ -151,10 +150,14 @@ async def recover(store: Store, images_dir: Path, max_strikes: int, backoff_s: f
     )
 
     files = await store.images.files()
+    # One walk of the images folder serves the sweep and the size check (fast at 100,000 images).
+    on_disk = await asyncio.to_thread(scan_sizes, images_dir)
     referenced = {image.path for image in files}
-    report.temp_files_removed, report.orphans_removed = await asyncio.to_thread(_sweep, images_dir, referenced)
+    report.temp_files_removed, report.orphans_removed = await asyncio.to_thread(
+        _sweep, images_dir, on_disk, referenced
+    )
 
-    states = await check_files(images_dir, files, full=False)
+    states = size_states(on_disk, files)
     for image, state in zip(files, states, strict=True):
         if state == "ok":
             continue
