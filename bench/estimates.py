@@ -11,7 +11,7 @@ torch runs one intra-op thread here (--threads): on a 2-vCPU VM shared with othe
 each other and a 4-step 64x64 image takes anywhere from 0.4 s to 28 s, which measures the neighbours, not the
 estimate.
 
-    .venv/bin/python bench/estimates.py [--max-batch 4] [--threads 1]
+    .venv/bin/python bench/estimates.py [--max-batch 4] [--threads 1] [--dump figures.json]
 """
 
 from __future__ import annotations
