@@ -219,14 +219,22 @@ class _LiveReadings(Collector):
         depth.add_metric(["queued"], len(services.queue))
         depth.add_metric(["running"], len(services.engine.running_jobs))
         yield depth
-        yield GaugeMetricFamily(
+        engine = services.engine
+        paused = GaugeMetricFamily(
             f"{PREFIX}_queue_paused",
-            "1 while the queue starts no batch (queue.pause or disk full)",
-            value=_flag(services.queue.paused),
+            "1 while the queue starts no batch: by the owner (queue.pause) or for storage (disk full, I/O errors)",
+            labels=["cause"],
         )
-        alive = getattr(services.engine, "alive", services.engine.ready)
+        paused.add_metric(["owner"], _flag(services.queue.paused))
+        paused.add_metric(["storage"], _flag(engine.storage.guard.paused))
+        yield paused
         yield GaugeMetricFamily(
-            f"{PREFIX}_engine_up", "1 while the engine task runs (it may be idle)", value=_flag(bool(alive))
+            f"{PREFIX}_engine_up",
+            "1 while the engine task runs (idle or paused included); 0 once it died for good (/healthz 503)",
+            value=_flag(engine.ready and engine.alive),
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_engine_restarts", "Times the engine loop died of a bug and was restarted", value=engine.restarts
         )
         yield GaugeMetricFamily(f"{PREFIX}_rpc_connections", "Open RPC WebSockets", value=self.sources.open_connections)
         yield GaugeMetricFamily(

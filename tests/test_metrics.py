@@ -143,7 +143,9 @@ async def test_metrics_count_the_generation_and_the_rpc_calls_the_test_made(
         # needed no recovery, nothing was quarantined.
         assert value(samples, "cauldron_queue_jobs", status="queued") == 0
         assert value(samples, "cauldron_queue_jobs", status="running") == 0
-        assert value(samples, "cauldron_queue_paused") == 0
+        assert value(samples, "cauldron_queue_paused", cause="owner") == 0
+        assert value(samples, "cauldron_queue_paused", cause="storage") == 0
+        assert value(samples, "cauldron_engine_restarts_total") == 0
         assert value(samples, "cauldron_engine_up") == 1
         assert value(samples, "cauldron_rpc_connections") == 1
         assert value(samples, "cauldron_recovery_items", item="requeued") == 0
@@ -166,7 +168,8 @@ async def test_metrics_count_the_generation_and_the_rpc_calls_the_test_made(
         await client.call("experiments.create", name="waiting", base=FAST, axes={"seed": [8, 9, 10]})
         samples = await samples_of(started)
         assert value(samples, "cauldron_queue_jobs", status="queued") == 3
-        assert value(samples, "cauldron_queue_paused") == 1
+        assert value(samples, "cauldron_queue_paused", cause="owner") == 1
+        assert value(samples, "cauldron_queue_paused", cause="storage") == 0
 
         # A second daemon in this process has its own figures, not the first one's.
         other = Daemon(make_settings(tmp_path / "other", models_dir))

@@ -29,6 +29,8 @@ def parsed_lines(log: Path) -> list[dict[str, Any]]:
     return records
 
 
+# A daemon start (torch imports) and a model load take minutes on a shared 2-core machine under load.
+@pytest.mark.timeout(900)
 async def test_json_logs_carry_the_experiment_and_job_ids(tmp_path: Path, models_dir: Path) -> None:
     daemon = DaemonProcess(tmp_path / "data", models_dir, "--log-format", "json")
     daemon.start(timeout=300)  # a shared machine under load can take minutes to import torch
