@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,12 +141,12 @@ def test_is_tiny_model_is_false_for_other_folders(tmp_path: Path) -> None:
 def test_build_is_deterministic_fast_and_leaves_the_global_rng_alone(tmp_path: Path, tiny: Path) -> None:
     torch.manual_seed(99)
     rng_before = torch.random.get_rng_state()
-    started = time.perf_counter()
     first = create_tiny_model(tmp_path / "one")
-    elapsed = time.perf_counter() - started
     second = create_tiny_model(tmp_path / "two")
     assert torch.equal(torch.random.get_rng_state(), rng_before)
-    assert elapsed < 10.0, f"building the tiny model took {elapsed:.1f}s"
+    # Fast is a matter of size: about 3.2 million weights in all (SD 1.5's UNet alone has 860 million).
+    weights = sum(t.numel() for path in _weight_files(first) for t in load_file(str(path)).values())
+    assert weights <= 4_000_000, f"the tiny model has grown to {weights} weights"
 
     files = [p.relative_to(first) for p in sorted(first.rglob("*")) if p.is_file()]
     assert files == [p.relative_to(second) for p in sorted(second.rglob("*")) if p.is_file()]
