@@ -34,13 +34,30 @@ from harness import machine
 from cauldrond.models.tiny import create_tiny_model
 
 MiB = 1 << 20
-WARM_UP_FRACTION = 0.1  # RSS "start" is read once this share of the cells is done: model loaded, caches filled
+# RSS "start" is the first reading once this many images are done (model loaded, caches filled): 10% of the
+# cells, at most 100. "middle" is the reading halfway in time between start and end, so a run cut short by
+# --timeout still reports three comparable points.
+WARM_UP_FRACTION = 0.1
+WARM_UP_MAX_IMAGES = 100
 
 
 def percentile(samples: list[float], q: int) -> float:
     if len(samples) < 2:
         return samples[0] if samples else float("nan")
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
+
+
+def rss_marks(
+    readings: list[tuple[float, int, int]], warm_up_images: int
+) -> tuple[tuple[float, int, int], tuple[float, int, int], tuple[float, int, int]] | None:
+    """(start, middle, end) among (seconds, images done, rss) readings; None when warm-up never ended."""
+    warm = [reading for reading in readings if reading[1] >= warm_up_images]
+    if len(warm) < 2:
+        return None
+    start, end = warm[0], warm[-1]
+    halfway = (start[0] + end[0]) / 2
+    middle = min(warm, key=lambda reading: abs(reading[0] - halfway))
+    return start, middle, end
 
 
 def free_port() -> int:
@@ -172,7 +189,6 @@ def probe_process(url: str, token: str, stop: Any, results: Any) -> None:
 async def soak(args: argparse.Namespace, daemon: DaemonProcess, process: psutil.Process) -> None:
     token = (daemon.data_dir / "token").read_text().strip()
     rss: list[tuple[float, int, int]] = []  # (seconds since create, done, rss bytes)
-    marks: dict[str, tuple[int, int]] = {}
     async with Client(daemon.url, token) as control:
         rss_boot = process.memory_info().rss
         stop = asyncio.Event()
@@ -206,14 +222,11 @@ async def soak(args: argparse.Namespace, daemon: DaemonProcess, process: psutil.
             done, failed = counts["done"], counts["failed"]
             resident = process.memory_info().rss
             rss.append((time.monotonic() - started, done, resident))
-            for name, fraction in (("start", WARM_UP_FRACTION), ("middle", 0.5)):
-                if name not in marks and done >= fraction * args.cells:
-                    marks[name] = (done, resident)
             if counts["queued"] == 0 and counts["running"] == 0:
                 break
             await asyncio.sleep(2)
         elapsed = time.monotonic() - started
-        marks["end"] = (done, process.memory_info().rss)
+        rss.append((elapsed, done, process.memory_info().rss))
         # Let the last job.done events reach the subscribers before counting them.
         await asyncio.sleep(2)
         stop.set()
@@ -223,20 +236,23 @@ async def soak(args: argparse.Namespace, daemon: DaemonProcess, process: psutil.
         prober.join(30)
 
     list_ms = [ms for w in seen for ms in w.list_ms]
-    start_rss = marks.get("start", (0, rss_boot))[1]
+    marks = rss_marks(rss, min(int(WARM_UP_FRACTION * args.cells), WARM_UP_MAX_IMAGES))
     print(f"machine: {machine()}")
     print(
         f"{args.cells} cells, tiny-sd {args.size}x{args.size}, {args.steps} steps; {args.clients} subscribing clients"
     )
     print(f"finished: done {done}, failed {failed} in {elapsed:.0f} s ({done / elapsed:.2f} images/s)")
+    if done + failed < args.cells:
+        print(f"  STOPPED by --timeout {args.timeout:.0f} s with {args.cells - done - failed} cells not run")
     print(f"daemon RSS at boot {rss_boot / MiB:.0f} MiB; peak {max(r for _, _, r in rss) / MiB:.0f} MiB")
-    for name in ("start", "middle", "end"):
-        at_done, resident = marks.get(name, (0, 0))
-        print(f"  RSS {name:6s} ({at_done:5d} done): {resident / MiB:7.1f} MiB")
-    growth = (marks["end"][1] - start_rss) / start_rss * 100 if start_rss else float("nan")
-    print(
-        f"RSS growth after warm-up (start -> end): {growth:+.1f}%   target < 10%: {'met' if growth < 10 else 'NOT met'}"
-    )
+    if marks is None:
+        print("RSS growth after warm-up: warm-up not reached, no figure")
+    else:
+        for name, (at_s, at_done, resident) in zip(("start", "middle", "end"), marks, strict=True):
+            print(f"  RSS {name:6s} ({at_done:5d} done, {at_s:6.0f} s): {resident / MiB:7.1f} MiB")
+        growth = (marks[2][2] - marks[0][2]) / marks[0][2] * 100
+        verdict = "met" if growth < 10 else "NOT met"
+        print(f"RSS growth after warm-up (start -> end): {growth:+.1f}%   target < 10%: {verdict}")
     p99_busy = percentile(busy, 99)
     print(
         f"system.info while busy: {len(busy)} calls, p50 {percentile(busy, 50):.2f} ms, p99 {p99_busy:.2f} ms   "
