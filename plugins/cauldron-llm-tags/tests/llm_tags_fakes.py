@@ -30,8 +30,9 @@ class Received:
 class FakeLLM:
     """``mode`` applies to every request; ``script`` (consumed first, one entry per request) overrides it.
 
-    Modes: ok, status:<code>, html, html:<code>, body-not-json, huge-declared, huge-streamed, slow, drop, redirect.
-    In ``ok`` the model's message content is ``content`` if set, else ``answer`` encoded as JSON."""
+    Modes: ok, status:<code>, html, html:<code>, body-not-json, huge-declared, huge-streamed, slow, hold, drop,
+    redirect. In ``ok`` the model's message content is ``content`` if set, else ``answer`` encoded as JSON. In
+    ``hold`` no reply is sent until the test sets ``released``: a client that gives up did so by its own timeout."""
 
     mode: str = "ok"
     script: list[str] = field(default_factory=list)
@@ -39,6 +40,7 @@ class FakeLLM:
     content: str | None = None
     delay: float = 0.0
     slow_seconds: float = 2.0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
     received: list[Received] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -102,6 +104,9 @@ class FakeLLM:
             return await self._stream_forever(request)
         if mode == "slow":
             await asyncio.sleep(self.slow_seconds)
+            return web.json_response(self._envelope(backend))
+        if mode == "hold":
+            await self.released.wait()
             return web.json_response(self._envelope(backend))
         if mode == "drop":
             # Promise a body, send a little of it, then hang up.
