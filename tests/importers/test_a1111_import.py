@@ -81,6 +81,7 @@ async def test_a1111_png_is_detected_queued_and_runs(client: Client, daemon: Dae
         ("Lora hashes", "add_detail: 7c6bad76eb54"),
     }
     assert {"Model hash: 0123456789", "Version: v1.6.0"} <= set(dry["notes"])
+    assert dry["problems"] == []
     assert await counts(client) == (0, 0)  # a dry run queues nothing
 
     queued = await client.call("imports.run", content=content, filename="00001-1234567.png", queue=True)
@@ -92,6 +93,21 @@ async def test_a1111_png_is_detected_queued_and_runs(client: Client, daemon: Dae
     own = read_png_text(daemon.settings.images_dir / image["image"]["path"])
     again = await client.call("imports.run", content=own["parameters"].encode(), filename="own.txt", format="a1111")
     assert again["params"] == [EXPECTED]
+
+
+async def test_dry_run_says_what_would_stop_queueing(client: Client) -> None:
+    # A real A1111 v1.10.1 infotext: its SDXL model is not installed here.
+    text = (
+        "cat portrait,\nSteps: 13, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 4, Seed: 2535254266, "
+        "Size: 1216x832, Model hash: 31e35c80fc, Model: sd_xl_base_1.0, Version: v1.10.1"
+    )
+    dry = await client.call("imports.run", content=text.encode(), filename="pasted.txt", format="a1111")
+    (problem,) = dry["problems"]
+    assert "unknown model 'sd_xl_base_1.0'" in problem and "tiny-sd" in problem
+    with pytest.raises(RpcError) as caught:
+        await client.call("imports.run", content=text.encode(), filename="pasted.txt", format="a1111", queue=True)
+    assert "sd_xl_base_1.0" in caught.value.message
+    assert await counts(client) == (0, 0)
 
 
 async def test_comfyui_png_goes_to_the_comfyui_importer(client: Client) -> None:
@@ -138,7 +154,7 @@ async def test_cauldronctl_import_png_and_pasted_infotext(daemon: Daemon, client
     assert shown.exit_code == 0, shown.output
     assert "DPM++ 2M Karras" in shown.stdout and "1234567" in shown.stdout and "64x64" in shown.stdout
     assert "ignored: Hires upscale = 2 (img2img, inpainting and hires fix: cauldron runs txt2img only)" in shown.stderr
-    assert "note: Model hash: 0123456789" in shown.stderr
+    assert "note: Model hash: 0123456789" in shown.stderr and "would not queue" not in shown.stderr
 
     pasted = await ctl(daemon, "--json", "import", "--format", "a1111", "--queue", "-", stdin=INFOTEXT.encode())
     assert pasted.exit_code == 0, pasted.output

@@ -235,7 +235,8 @@ async def import_run(ctx: RpcContext, params: ImportParams) -> dict[str, Any]:
     """Turn a file from another tool into generation params; with queue=true also queue them as one experiment.
     Without a format, each importer is tried in turn (the built-in a1111 first) and the first that reads the file
     wins. `ignored` lists the file's settings cauldron cannot reproduce ({field, value, reason}); `notes` says
-    what else the user should know (a model hash, defaults that applied)."""
+    what else the user should know (a model hash, defaults that applied); without queue, `problems` says what
+    would stop queueing them (e.g. a model this daemon does not have)."""
     runtime = _runtime(ctx)
     importers = dict(runtime.catalogue.importers) if runtime is not None else {}
     if params.format is not None:
@@ -267,6 +268,8 @@ async def import_run(ctx: RpcContext, params: ImportParams) -> dict[str, Any]:
         }
         if params.queue:
             result.update(await _queue(ctx, params, name, cells))
+        else:
+            result["problems"] = await _queue_problems(ctx, cells)
         return result
     raise RpcError("invalid_params", f"{params.filename}: " + "; ".join(failures), {"failures": failures})
 
@@ -284,6 +287,16 @@ def _validated_cells(importer: str, found: Any) -> list[dict[str, Any]]:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
             raise RpcError("invalid_params", f"{importer}: image {n + 1}: {problems}") from exc
     return cells
+
+
+async def _queue_problems(ctx: RpcContext, cells: list[dict[str, Any]]) -> list[str]:
+    """What would stop these params from queueing (a model, sampler or schedule this daemon lacks), found the way
+    experiments.plan finds it: nothing is stored."""
+    try:
+        await ctx.services.experiments.prepare(cells[0], cells=cells)
+    except SpecError as exc:
+        return [str(exc)]
+    return []
 
 
 async def _queue(ctx: RpcContext, params: ImportParams, importer: str, cells: list[dict[str, Any]]) -> dict[str, Any]:

@@ -97,6 +97,8 @@ def import_(file: Path, fmt: str | None, queue_it: bool, priority: int, name: st
         click.echo(f"ignored: {item.get('field')}{value} ({item.get('reason')})", err=True)
     for note in result.get("notes") or []:
         click.echo(f"note: {note}", err=True)
+    for problem in result.get("problems") or []:
+        click.echo(f"would not queue: {problem}", err=True)
     experiment = result.get("experiment")
     if isinstance(experiment, dict):
         click.echo(
