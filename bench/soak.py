@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import random
 import statistics
-import subprocess  # nosec B404: starts this repository's own daemon with fixed arguments
+import subprocess  # nosec B404 - starts this repository's own daemon with fixed arguments
 import sys
 import tempfile
 import time
@@ -105,7 +105,7 @@ class DaemonProcess:
                 raise RuntimeError(f"cauldrond exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
             with (
                 contextlib.suppress(OSError),
-                urllib.request.urlopen(self.url + "/healthz", timeout=1) as response,  # nosec B310: loopback
+                urllib.request.urlopen(self.url + "/healthz", timeout=1) as response,  # nosec B310 - loopback
             ):
                 if response.status == 200:
                     return psutil.Process(self.proc.pid)
@@ -151,7 +151,7 @@ async def watch(
                         seen.jobs_done.add(int(event["job_id"]))
 
         drainer = asyncio.create_task(drain())
-        await asyncio.sleep(random.uniform(0, poll_s))  # nosec B311: spreading the pollers, not security
+        await asyncio.sleep(random.uniform(0, poll_s))  # nosec B311 - spreading the pollers, not security
         while not stop.is_set():
             for method in ("experiments.list", "queue.list"):
                 started = time.perf_counter()
