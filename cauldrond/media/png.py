@@ -10,6 +10,7 @@ the settings back, and ``cauldron``, the exact params and provider info as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -91,7 +92,10 @@ def write_bytes_atomic(data: bytes, directory: Path, filename: str) -> Path:
             os.fsync(handle.fileno())
         os.replace(temp, final)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        # Best effort: on a failing disk the unlink may fail too, and must not hide the error that matters
+        # (ENOSPC, EIO, EROFS: the engine pauses on those). Recovery sweeps a temp file left behind.
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
         raise
     # The rename lives in the folder's entries; the parent is synced too in case the folder itself is new.
     fsync_directory(directory)
