@@ -103,16 +103,19 @@ class ExperimentRepository:
 
     async def cancel(self, experiment_id: int) -> tuple[list[int], list[int]] | None:
         """Cancel the queued jobs and mark the experiment cancelled. Returns (cancelled job ids, running job
-        ids); the running ones are the engine's to stop. None if there is no such experiment."""
+        ids); the running ones are the engine's to stop. None if there is no such experiment. A finished one
+        (nothing queued or running) is left as it is, so finished work is never relabelled cancelled."""
         now = utc_now()
         async with self._database.write() as db:
-            found = await changed_rows(
-                db,
-                "UPDATE experiments SET cancelled_at = COALESCE(cancelled_at, ?), updated_at = ? WHERE id = ?",
-                (now, now, int(experiment_id)),
-            )
-            if not found:
+            found = await fetch_one(db, "SELECT id FROM experiments WHERE id = ?", (int(experiment_id),))
+            if found is None:
                 return None
+            await changed_rows(
+                db,
+                "UPDATE experiments SET cancelled_at = COALESCE(cancelled_at, ?), updated_at = ? WHERE id = ? "
+                "AND EXISTS (SELECT 1 FROM jobs WHERE experiment_id = ? AND status IN ('queued', 'running'))",
+                (now, now, int(experiment_id), int(experiment_id)),
+            )
             cancelled = await fetch_all(
                 db,
                 "UPDATE jobs SET status = 'cancelled', finished_at = ? "
