@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -69,14 +68,18 @@ class Liar:
 
 
 class Hanger:
-    """Overruns its timeout (the test sets a short one for it)."""
+    """Overruns its timeout (the test sets a short one for it): holds each call until the test sets ``release``
+    or ``seconds`` pass. ``returned`` is set once a call has come back, so a test can tell it is still held."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.release = threading.Event()
+        self.returned = threading.Event()
 
     @hookimpl
     def cauldron_process_image(self, image: Mapping[str, Any]) -> dict[str, str]:
-        time.sleep(self.seconds)
+        self.release.wait(self.seconds)
+        self.returned.set()
         return {"late": "yes"}
 
 
