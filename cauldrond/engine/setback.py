@@ -59,6 +59,8 @@ class StorageSetback:
             if stopping():
                 return
             if not await self.settle():
+                # Also after queue.resume: work cannot start while jobs wait to be committed back.
+                self.pause("the database does not take writes yet; jobs wait to go back to the queue")
                 continue
             if self.guard.paused and await self.guard.writable():
                 self.resume("the disk takes writes again")
