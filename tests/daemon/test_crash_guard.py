@@ -70,7 +70,8 @@ async def life_outcome(process: DaemonProcess, experiment_id: int) -> dict[str, 
     """The finished experiment, or None when the daemon died first (its exit status must be the plugin's)."""
     try:
         async with Client(process.url, process.token) as client:
-            return await finished(client, experiment_id, timeout=300)
+            # Long enough for a struck suspect's wait: it tries later in each life than the run that was struck.
+            return await finished(client, experiment_id, timeout=900)
     except Exception as lost:
         # The connection broke: the daemon must be exiting, by the plugin's hand.
         try:
