@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from cauldron_client import Client
@@ -65,11 +64,17 @@ async def test_set_priority_moves_an_experiment_ahead(client: Client) -> None:
 
 async def test_pause_holds_work_and_resume_releases_it(client: Client) -> None:
     await client.call("queue.pause")
-    experiment_id = await create(client, "held", 2)
-    await asyncio.sleep(0.5)
-    held = await client.call("experiments.get", experiment_id=experiment_id)
-    assert held["experiment"]["counts"]["queued"] == 2
-    await client.call("queue.resume")
+    async with client.events(["job.started", "queue.resumed"]) as stream:
+        await stream.start()  # subscribed before the work exists: a start while paused cannot be missed
+        experiment_id = await create(client, "held", 2)
+        held = await client.call("experiments.get", experiment_id=experiment_id)
+        assert held["experiment"]["counts"]["queued"] == 2
+        await client.call("queue.resume")
+        # Events arrive in the order the daemon published them: no job may start before the resume.
+        first = await stream.next(60)
+        assert first is not None and first["type"] == "queue.resumed", first
+        started = await stream.next(60)
+        assert started is not None and started["type"] == "job.started" and started["experiment_id"] == experiment_id
     done = await finished(client, experiment_id)
     assert done["experiment"]["counts"]["done"] == 2
 
