@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from cauldron_client.discovery import discover
@@ -11,6 +10,7 @@ from cauldrond.daemon import Daemon
 from cauldrond.discovery.mdns import Advertiser
 from tests.conftest import token_of
 from tests.lan.conftest import access_of, local_call, mdns_name
+from tests.waiting import until
 
 
 async def test_the_daemon_is_found_with_its_txt_and_no_secret(lan_daemon: Daemon) -> None:
@@ -54,8 +54,11 @@ async def test_a_changed_address_is_re_announced() -> None:
         (first,) = [d for d in await discover(timeout=1.5, interfaces=["127.0.0.1"]) if d.name == advertiser.instance]
         assert first.addresses == ["127.0.0.1"]
         addresses.append(["127.0.0.1", "10.9.8.7"])  # DHCP gave the box another address
-        await asyncio.sleep(0.6)
-        (moved,) = [d for d in await discover(timeout=1.5, interfaces=["127.0.0.1"]) if d.name == advertiser.instance]
-        assert sorted(moved.addresses) == ["10.9.8.7", "127.0.0.1"]
+
+        async def re_announced() -> bool:
+            found = [d for d in await discover(timeout=1.5, interfaces=["127.0.0.1"]) if d.name == advertiser.instance]
+            return len(found) == 1 and sorted(found[0].addresses) == ["10.9.8.7", "127.0.0.1"]
+
+        assert await until(re_announced, timeout=30)
     finally:
         await advertiser.stop()
