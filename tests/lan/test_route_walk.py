@@ -73,16 +73,28 @@ async def test_every_rpc_method_refuses_without_credentials_and_local_ones_refus
     async with aiohttp.ClientSession() as session:
         reply = await session.post(url_of(lan_daemon) + "/pair", json={"code": code, "device_name": "walker"})
         device = (await reply.json())["token"]
-        for name in names:
-            try:
-                ws = await session.ws_connect(url_of(lan_daemon) + "/rpc")
-            except aiohttp.WSServerHandshakeError as exc:
-                assert exc.status == 401, name
-            else:
-                await ws.close()
-                raise AssertionError(f"{name}: an unauthenticated WebSocket was accepted")
-        # With a device token, the owner-only methods answer "forbidden" whatever their params.
+        # Credentials are checked at the WebSocket upgrade, before any method can be named: without them, or with
+        # a wrong one, no connection opens on either listener, so no method is reachable.
+        for base, ssl in ((url_of(lan_daemon), None), (lan_url(lan_daemon), trusting_context(lan_daemon))):
+            for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Cookie": "cauldron_device=nope"}):
+                try:
+                    ws = await session.ws_connect(base + "/rpc", headers=headers, ssl=ssl)
+                except aiohttp.WSServerHandshakeError as exc:
+                    assert exc.status == 401, (base, headers)
+                else:
+                    await ws.close()
+                    raise AssertionError(f"{base}: an unauthenticated WebSocket was accepted with {headers}")
         async with Client(url_of(lan_daemon), device) as client:
+            # Each method by name, over an authenticated connection: it is dispatched to its own parameter check
+            # (the error names it), so the names walked above are methods a credential does reach.
+            for name in sorted(set(names) - LOCAL_ONLY):
+                try:
+                    await client.call(name, walk_probe=1)
+                except RpcError as exc:
+                    assert exc.code == "invalid_params" and exc.message.startswith(f"{name}: "), (name, exc)
+                else:
+                    raise AssertionError(f"{name} accepted an unknown parameter")
+            # With a device token, the owner-only methods answer "forbidden" whatever their params.
             for name in sorted(LOCAL_ONLY):
                 params = {"token_id": 1} if name == "devices.revoke" else {}
                 try:
