@@ -143,7 +143,7 @@ class Engine:
 
     def resume(self) -> bool:
         """``queue.resume``: lift a storage pause now (the next batch's check pauses again if still short)."""
-        return self.storage.resume("resumed by request")
+        return self.storage.resume("resumed by request", announce=False)
 
     def cancel_experiment(self, experiment_id: int) -> int:
         """Ask the running batch to stop at its next step if it holds jobs of this experiment."""

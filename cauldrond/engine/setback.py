@@ -42,12 +42,14 @@ class StorageSetback:
         if self.guard.pause(reason, needed_bytes):
             self._events.publish("queue.paused", reason=reason, cause="storage")
 
-    def resume(self, reason: str) -> bool:
-        """Lift the storage pause (``queue.resume`` or the probe); False if there was none."""
+    def resume(self, reason: str, *, announce: bool = True) -> bool:
+        """Lift the storage pause (``queue.resume``, which announces it itself, or the probe); False if there
+        was none."""
         if not self.guard.clear():
             return False
         log.warning("queue resumed: %s", reason)
-        self._events.publish("queue.resumed", reason=reason, cause="storage")
+        if announce:
+            self._events.publish("queue.resumed", reason=reason, cause="storage")
         self._queue.wake()
         return True
 
