@@ -284,6 +284,19 @@ def test_table_aligns_columns() -> None:
     assert text.splitlines() == ["ID  NAME", "1   a", "22  -", "3   0.5"]
 
 
+def test_table_on_a_narrow_terminal_folds_long_cells_and_loses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cauldron_client.commands._common as common
+
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(common, "terminal_width", lambda: 40)
+    path = "/data/images/exp-000003/00000-1234567890.png"
+    lines = table(["id", "seed", "file"], [(12, 1234567890, path)]).splitlines()
+    assert max(len(line) for line in lines) <= 40 and len(lines) > 2
+    start = lines[0].index("FILE")
+    assert "".join(line[start:] for line in lines[1:]) == path  # folded, every character still there
+    assert lines[0].split() == ["ID", "SEED", "FILE"]
+
+
 def test_image_folder_of_daemon_paths() -> None:
     assert image_folder(["/d/images/3/1.png", "/d/images/3/2.png"]) == "/d/images/3"
     assert image_folder(["/d/images/3/1.png", "/d/images/4/2.png"]) == "/d/images"

@@ -82,6 +82,15 @@ def test_experiments_list_says_how_to_page(daemon: DaemonProcess, sweep: int) ->
     assert follow == ["experiments", "list", "--limit", "1", "--offset", "1"]
     assert ctl(daemon, *follow).stdout.splitlines()[1].split()[0] == str(max(sweep, newest - 1))
 
+    jobs = ctl(daemon, "experiments", "show", str(sweep), "--jobs-limit", "3")
+    assert hint_args(daemon, jobs, r"jobs \(showing 1-3 of 4\)") == [
+        "experiments", "show", str(sweep), "--jobs-limit", "3", "--jobs-offset", "3",
+    ]  # fmt: skip
+    last = ctl(daemon, "experiments", "show", str(sweep), "--jobs-limit", "3", "--jobs-offset", "3")
+    assert "more jobs" not in last.stderr
+    job_rows = [line.split() for line in last.stdout.splitlines() if re.match(r"\d+\s+\d+\s", line)]
+    assert [row[1] for row in job_rows] == ["3"]  # the idx column: only the fourth cell
+
 
 def queue_idle(daemon: DaemonProcess, timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout

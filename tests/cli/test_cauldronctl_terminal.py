@@ -132,3 +132,30 @@ def test_watch_of_a_finished_experiment_says_so_and_exits_zero(daemon: DaemonPro
     assert watch.finish(timeout=60) == 0, watch.text
     assert f"experiment {experiment_id} (a cat) finished: 1 done" in watch.text
     assert newlines(watch.text) == 1  # no bar for something already over
+
+
+def test_tables_fit_the_terminal_and_stay_whole_in_a_pipe(daemon: DaemonProcess) -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "cauldron_client", *global_args(daemon), "generate", "a wide table", "--steps", "2",
+         "--size", "64x64", "--watch"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    # Its row (a path of about 45 characters after six other columns) is wider than 80 columns: the short columns
+    # keep their width, the path folds.
+    term = Terminal([*global_args(daemon), "images", "list", "--limit", "1"], 80)
+    assert term.finish(timeout=60) == 0, term.text
+    lines = [line for line in visible_lines(term.text) if line]
+    assert lines[0].split() == ["ID", "EXPERIMENT", "JOB", "SEED", "TIME", "CREATED", "FILE"]
+    assert all(len(line) <= 80 for line in lines), lines
+    start = lines[0].index("FILE")
+    folded = "".join(line[start:].strip() for line in lines[1:])
+    assert re.fullmatch(r"/\S+\.png", folded), lines  # the whole path, in pieces
+    piped = subprocess.run(
+        [sys.executable, "-m", "cauldron_client", *global_args(daemon), "images", "list", "--limit", "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    rows = piped.stdout.splitlines()[1:]
+    assert len(rows) == 1 and re.search(r"\s/\S+\.png$", rows[0])  # one line, the path whole
+    assert len(rows[0]) > 80 and rows[0].endswith(folded)
+    assert len(lines) > 2  # on the terminal the same row needed more than one line

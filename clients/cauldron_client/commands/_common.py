@@ -80,16 +80,43 @@ def emit_json(value: Any) -> None:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Left-aligned columns, two spaces apart, drawn by rich. On a terminal the table fits its width (long
     cells fold onto more lines); into a pipe or file every row stays on one line, whole, for grep and scripts."""
-    grid = Table(box=None, show_edge=False, pad_edge=False, header_style="", padding=(0, 2, 0, 0))
-    for header in headers:
-        grid.add_column(header.upper(), overflow="fold")
-    for row in rows:
-        grid.add_row(*(Text(_cell(value)) for value in row))  # Text: a "[tag]" in a prompt is not rich markup
+    # Two spaces on the left of every column but the first. (Right padding or min_width make rich 13-15 drop a
+    # character at each fold of the last column.)
+    text_rows = [[_cell(value) for value in row] for row in rows]
+    widths = _fitted_widths(headers, text_rows, terminal_width()) if sys.stdout.isatty() else None
+    grid = Table(box=None, show_edge=False, pad_edge=False, header_style="", padding=(0, 0, 0, 2))
+    for n, header in enumerate(headers):
+        grid.add_column(header.upper(), overflow="fold", width=widths[n] if widths else None)
+    for text_row in text_rows:
+        grid.add_row(*(Text(value) for value in text_row))  # Text: a "[tag]" in a prompt is not rich markup
     buffer = io.StringIO()
     natural = Console(file=buffer, width=100_000).measure(grid).maximum
     width = min(natural, terminal_width()) if sys.stdout.isatty() else natural
     Console(file=buffer, width=max(width, 1), color_system=None, highlight=False).print(grid)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
+LONG_CELL = 20  # characters: longer cells (paths, prompts) may fold; a timestamp (19) stays whole
+MIN_FOLDED = 8  # a folded column narrower than this is unreadable
+
+
+def _fitted_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], available: int) -> list[int] | None:
+    """Column widths for a table too wide for the terminal: short columns (ids, numbers, times, headers) keep
+    their width and the long ones share what is left, folding. None when the table fits, or when even that
+    cannot fit (rich then squeezes every column)."""
+    natural = [max([len(header), *(len(row[n]) for row in rows)]) for n, header in enumerate(headers)]
+    gaps = 2 * (len(headers) - 1)
+    if sum(natural) + gaps <= available:
+        return None
+    long = [n for n, width in enumerate(natural) if width > LONG_CELL]
+    room = available - gaps - sum(width for n, width in enumerate(natural) if n not in long)
+    if not long or room < MIN_FOLDED * len(long):
+        return None
+    total_long = sum(natural[n] for n in long)
+    widths = list(natural)
+    for n in long:
+        widths[n] = max(MIN_FOLDED, room * natural[n] // total_long)
+    return widths
 
 
 def terminal_width() -> int:

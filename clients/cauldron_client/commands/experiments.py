@@ -60,9 +60,10 @@ def list_(limit: int, offset: int) -> None:
 @experiments.command()
 @click.argument("experiment_id", type=int)
 @click.option("--jobs-limit", type=int, default=1000, show_default=True, help="How many jobs to list.")
-def show(experiment_id: int, jobs_limit: int) -> None:
+@click.option("--jobs-offset", type=int, default=0, show_default=True, help="Skip this many jobs (the next page).")
+def show(experiment_id: int, jobs_limit: int, jobs_offset: int) -> None:
     """One experiment: summary, counts and its jobs."""
-    result = call("experiments.get", experiment_id=experiment_id, jobs_limit=jobs_limit)
+    result = call("experiments.get", experiment_id=experiment_id, jobs_limit=jobs_limit, jobs_offset=jobs_offset)
     if options().json:
         emit_json(result)
         return
@@ -92,8 +93,11 @@ def show(experiment_id: int, jobs_limit: int) -> None:
     headers = ["job", "idx", "status", "tries", "image", "sampler", "steps", "cfg", "seed", "error"]
     click.echo(table(headers, rows))
     total = counts.get("total")
-    if isinstance(total, int) and len(jobs) < total:
-        click.echo(f"(first {len(jobs)} of {total} jobs; use --jobs-limit)")
+    if isinstance(total, int) and jobs_offset + len(jobs) < total:
+        more_rows_hint(
+            f"jobs (showing {jobs_offset + 1}-{jobs_offset + len(jobs)} of {total})", "experiments", "show",
+            str(experiment_id), "--jobs-limit", str(jobs_limit), "--jobs-offset", str(jobs_offset + len(jobs)),
+        )  # fmt: skip
 
 
 def seed_line(spec: Any, *, has_seed_axis: bool) -> str | None:
