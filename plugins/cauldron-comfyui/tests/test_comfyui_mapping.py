@@ -13,19 +13,47 @@ from cauldron_comfyui.mapping import (
 )
 
 from cauldrond.providers.diffusers.samplers import SAMPLERS
+from tests.providers.kdiffusion_reference import A1111_SAMPLERS
 
-# ComfyUI's own lists (comfy/samplers.py: SAMPLER_NAMES and SCHEDULER_NAMES), restricted to what we map to.
-COMFY_SAMPLER_NAMES = {
-    "euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral", "dpmpp_sde",
-    "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "lcm", "deis", "ddim", "uni_pc",
+# ComfyUI's own lists, copied whole (not only the names we map to) from comfyanonymous/ComfyUI
+# comfy/sampler_names.py at commit 179c2d35c84beb3d9761fcd146ffcba77273413e (older releases keep them in
+# comfy/samplers.py): SAMPLER_NAMES = KSAMPLER_NAMES + ["ddim", "uni_pc", "uni_pc_bh2"], and SCHEDULER_NAMES.
+COMFY_KSAMPLER_NAMES = [
+    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2", "dpm_2_ancestral",
+    "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu",
+    "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu",
+    "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep",
+    "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "gradient_estimation",
+    "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece",
+]  # fmt: skip
+COMFY_SAMPLER_NAMES = {*COMFY_KSAMPLER_NAMES, "ddim", "uni_pc", "uni_pc_bh2"}
+COMFY_SCHEDULER_NAMES = {
+    "normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform", "beta", "linear_quadratic",
+    "kl_optimal",
 }  # fmt: skip
-COMFY_SCHEDULER_NAMES = {"normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform", "beta"}
+
+# Samplers outside k-diffusion, named by hand from ComfyUI's lists above: our DDIM and UniPC are its two
+# non-k-diffusion samplers; DEIS and LCM are its k-diffusion "deis" and "lcm".
+EXPECTED_OUTSIDE_A1111_TABLE = {"DDIM": "ddim", "UniPC": "uni_pc", "DEIS": "deis", "LCM": "lcm"}
 
 
 def test_every_sampler_of_ours_is_mapped_or_reported() -> None:
     assert set(SAMPLER_TO_COMFY) | set(NO_COMFY_EQUIVALENT) == set(SAMPLERS)
     assert not set(SAMPLER_TO_COMFY) & set(NO_COMFY_EQUIVALENT)
     assert set(SAMPLER_TO_COMFY.values()) <= COMFY_SAMPLER_NAMES
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLER_TO_COMFY))
+def test_each_sampler_is_the_one_comfyui_runs_for_the_same_k_diffusion_function(sampler: str) -> None:
+    # ComfyUI runs sampler_name X as k-diffusion's sample_X (comfy/samplers.py, ksampler()); A1111 names the
+    # k-diffusion function behind each of its samplers (modules/sd_samplers_kdiffusion.py). Neither is our table.
+    if sampler in A1111_SAMPLERS:
+        expected = A1111_SAMPLERS[sampler].function.removeprefix("sample_")
+    else:
+        expected = EXPECTED_OUTSIDE_A1111_TABLE[sampler]
+    assert expected in COMFY_SAMPLER_NAMES
+    assert to_comfy_sampler(sampler, "Automatic")[0] == expected
+    assert from_comfy_sampler(expected, "normal")[0] == sampler
 
 
 @pytest.mark.parametrize(
