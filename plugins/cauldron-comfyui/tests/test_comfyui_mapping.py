@@ -13,7 +13,6 @@ from cauldron_comfyui.mapping import (
 )
 
 from cauldrond.providers.diffusers.samplers import SAMPLERS
-from tests.providers.kdiffusion_reference import A1111_SAMPLERS
 
 # ComfyUI's own lists, copied whole (not only the names we map to) from comfyanonymous/ComfyUI
 # comfy/sampler_names.py at commit 179c2d35c84beb3d9761fcd146ffcba77273413e (older releases keep them in
@@ -32,6 +31,22 @@ COMFY_SCHEDULER_NAMES = {
     "kl_optimal",
 }  # fmt: skip
 
+# The k-diffusion function behind each A1111 sampler: AUTOMATIC1111/stable-diffusion-webui
+# modules/sd_samplers_kdiffusion.py, samplers_k_diffusion (commit 7f2005127ff20170e2d92f353416c7f0705c593b), plus
+# 'DPM++ 2M SDE' and 'DPM++ 3M SDE' from the same list in v1.6 and later.
+A1111_K_DIFFUSION_FUNCTIONS = {
+    "Euler a": "sample_euler_ancestral",
+    "Euler": "sample_euler",
+    "LMS": "sample_lms",
+    "Heun": "sample_heun",
+    "DPM2": "sample_dpm_2",
+    "DPM2 a": "sample_dpm_2_ancestral",
+    "DPM++ 2S a": "sample_dpmpp_2s_ancestral",
+    "DPM++ 2M": "sample_dpmpp_2m",
+    "DPM++ SDE": "sample_dpmpp_sde",
+    "DPM++ 2M SDE": "sample_dpmpp_2m_sde",
+    "DPM++ 3M SDE": "sample_dpmpp_3m_sde",
+}
 # Samplers outside k-diffusion, named by hand from ComfyUI's lists above: our DDIM and UniPC are its two
 # non-k-diffusion samplers; DEIS and LCM are its k-diffusion "deis" and "lcm".
 EXPECTED_OUTSIDE_A1111_TABLE = {"DDIM": "ddim", "UniPC": "uni_pc", "DEIS": "deis", "LCM": "lcm"}
@@ -47,8 +62,8 @@ def test_every_sampler_of_ours_is_mapped_or_reported() -> None:
 def test_each_sampler_is_the_one_comfyui_runs_for_the_same_k_diffusion_function(sampler: str) -> None:
     # ComfyUI runs sampler_name X as k-diffusion's sample_X (comfy/samplers.py, ksampler()); A1111 names the
     # k-diffusion function behind each of its samplers (modules/sd_samplers_kdiffusion.py). Neither is our table.
-    if sampler in A1111_SAMPLERS:
-        expected = A1111_SAMPLERS[sampler].function.removeprefix("sample_")
+    if sampler in A1111_K_DIFFUSION_FUNCTIONS:
+        expected = A1111_K_DIFFUSION_FUNCTIONS[sampler].removeprefix("sample_")
     else:
         expected = EXPECTED_OUTSIDE_A1111_TABLE[sampler]
     assert expected in COMFY_SAMPLER_NAMES
