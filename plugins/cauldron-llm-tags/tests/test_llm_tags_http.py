@@ -183,17 +183,21 @@ async def test_slow_reply_times_out(llm: FakeLLM, png_file: Path, tmp_path: Path
 
 
 async def test_slow_then_fast_succeeds(llm: FakeLLM, png_file: Path, tmp_path: Path) -> None:
-    llm.script = ["slow"]
-    llm.slow_seconds = 1.0
-    result = await tag(png_file, tmp_path, url=llm.url, timeout=0.3, retries=1, **FAST)
-    assert result is not None
+    llm.script = ["hold"]  # the first attempt gets no reply until released; the second is answered at once
+    try:
+        result = await asyncio.wait_for(
+            tag(png_file, tmp_path, url=llm.url, model="m", timeout=0.3, retries=1, **FAST), 30
+        )
+    finally:
+        llm.released.set()
+    assert result == {**EXPECTED, "model": "m"}
     assert llm.attempts == 2
 
 
 async def test_dropped_connection_is_retried(llm: FakeLLM, png_file: Path, tmp_path: Path) -> None:
     llm.script = ["drop"]
-    result = await tag(png_file, tmp_path, url=llm.url, retries=1, **FAST)
-    assert result is not None
+    result = await tag(png_file, tmp_path, url=llm.url, model="m", retries=1, **FAST)
+    assert result == {**EXPECTED, "model": "m"}  # the second, whole reply; nothing of the cut one
     assert llm.attempts == 2
 
 
