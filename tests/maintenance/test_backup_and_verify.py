@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +89,8 @@ async def image_paths(client: Client, experiment_id: int) -> dict[int, Path]:
     return {image["id"]: Path(image["file"]) for image in listed["images"]}
 
 
-async def test_verify_finds_damage_at_the_depth_asked_for_and_requeue_repairs(
-    daemon: Daemon, client: Client
-) -> None:
-    experiment_id = (await client.call("experiments.create", base=FAST, axes={"steps": [1, 2, 3]}))["experiment"][
-        "id"
-    ]
+async def test_verify_finds_damage_at_the_depth_asked_for_and_requeue_repairs(daemon: Daemon, client: Client) -> None:
+    experiment_id = (await client.call("experiments.create", base=FAST, axes={"steps": [1, 2, 3]}))["experiment"]["id"]
     await finished(client, experiment_id)
     clean = await client.call("images.verify")
     assert (clean["checked"], clean["ok"], clean["depth"]) == (3, 3, "sha256")

@@ -44,7 +44,7 @@ async def jobs_of(client: Client, experiment_id: int) -> dict[int, dict[str, Any
 
 
 async def test_failed_jobs_retried_keep_params_and_seed(session: tuple[Daemon, Client], own_models: Path) -> None:
-    daemon, client = session
+    _daemon, client = session
     await client.call("queue.pause")
     created = await client.call("experiments.create", base={**FAST, "seed": -1}, axes={"cfg_scale": [3, 7]})
     experiment_id = created["experiment"]["id"]
