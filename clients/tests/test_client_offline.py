@@ -146,6 +146,14 @@ def test_help_for_every_command(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
     assert "Traceback" not in result.output
+    # Beyond click's own usage line: the command says what it does (its help text, however click wraps it).
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    words = (command.help or "").split()
+    assert words, f"{' '.join(path) or 'cauldronctl'} has no help text"
+    assert " ".join(words[:6]) in " ".join(result.output.split())
 
 
 # -- sweep conversion ----------------------------------------------------------------------------------------
