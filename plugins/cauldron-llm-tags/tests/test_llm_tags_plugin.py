@@ -13,7 +13,7 @@ import pluggy
 import pytest
 from cauldron_llm_tags.plugin import cauldron_process_image
 from cauldron_llm_tags.settings import LlmTagsConfigError
-from llm_tags_fakes import FakeLLM
+from llm_tags_fakes import GOOD_ANSWER, FakeLLM
 
 from cauldrond.config import Settings
 from cauldrond.plugins import hookspecs
@@ -72,13 +72,20 @@ async def test_invalid_config_is_an_error_for_the_runtime_to_record(png_file: Pa
 
 @pytest.mark.parametrize("limit", [1, 2, 3])
 async def test_concurrency_is_bounded_across_calls(llm: FakeLLM, png_file: Path, tmp_path: Path, limit: int) -> None:
-    llm.delay = 0.15
-    settings = settings_for(tmp_path, url=llm.url, max_concurrency=limit)
-    results = await asyncio.wait_for(
-        asyncio.gather(*(cauldron_process_image({"id": str(i), "file": str(png_file)}, settings) for i in range(6))),
-        timeout=30,
-    )
-    assert len(results) == 6 and all(r is not None for r in results)
+    llm.mode = "hold"  # no reply until released: calls pile up at the server as far as the bound lets them
+    settings = settings_for(tmp_path, url=llm.url, model="m", max_concurrency=limit)
+    calls = asyncio.gather(*(cauldron_process_image({"id": str(i), "file": str(png_file)}, settings) for i in range(6)))
+    try:
+        for _ in range(600):  # poll up to 30 s for the calls to reach the server
+            if llm.in_flight >= limit:
+                break
+            await asyncio.sleep(0.05)
+        assert llm.in_flight == limit, "the calls overlap up to the limit, and no further"
+    finally:
+        llm.released.set()
+    results = await asyncio.wait_for(calls, timeout=30)
+    # GOOD_ANSWER's tags lower-cased and de-duplicated, its quality as text.
+    tagged = {"description": GOOD_ANSWER["description"], "tags": "lighthouse, coast, dusk, red", "quality": "7"}
+    assert results == [{**tagged, "model": "m"}] * 6
     assert llm.attempts == 6
-    # Exactly the limit: never above it, and the calls did overlap up to it.
     assert llm.max_in_flight == limit
