@@ -490,10 +490,11 @@ async def test_drop_image_and_requeue(store: Store) -> None:
     assert await store.images.drop_and_requeue(image_id) is None
     assert [image.job_id for image in await store.images.files()] == [kept]
 
-    # A lost image of a cancelled experiment is not generated again.
-    cancelled, (done_job,) = await make(store, 1)
+    # A lost image of a cancelled experiment is not generated again. (Cancelling marks an experiment only while it
+    # has work left, so one of its cells is still queued here.)
+    cancelled, (done_job, still_queued) = await make(store, 2)
     cancelled_image = await finish(store, done_job, "cancelled.png")
-    await store.experiments.cancel(cancelled)
+    assert await store.experiments.cancel(cancelled) == ([still_queued], [])
     assert await store.images.drop_and_requeue(cancelled_image) == done_job
     job = await store.jobs.get(done_job)
     assert job is not None and job.status == "cancelled"
