@@ -35,7 +35,6 @@ from cauldrond.store import Store
 log = logging.getLogger(__name__)
 
 
-
 class Engine:
     def __init__(
         self,

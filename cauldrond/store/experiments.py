@@ -71,7 +71,8 @@ class ExperimentRepository:
         async with self._database.read() as db:
             row = await fetch_one(
                 db,
-                f"SELECT {_EXPERIMENT_COLUMNS.format(spec='e.spec')}, {_COUNT_COLUMNS} FROM experiments e "
+                # Constant SQL fragments only; every value is a placeholder.
+                f"SELECT {_EXPERIMENT_COLUMNS.format(spec='e.spec')}, {_COUNT_COLUMNS} FROM experiments e "  # nosec B608
                 f"LEFT JOIN ({_COUNTS.format(ids='?')}) c ON c.experiment_id = e.id WHERE e.id = ?",
                 (int(experiment_id), int(experiment_id)),
             )
@@ -83,7 +84,7 @@ class ExperimentRepository:
         async with self._database.read() as db:
             rows = await fetch_all(
                 db,
-                "WITH page AS (SELECT id FROM experiments ORDER BY id DESC LIMIT ? OFFSET ?) "
+                "WITH page AS (SELECT id FROM experiments ORDER BY id DESC LIMIT ? OFFSET ?) "  # nosec B608
                 f"SELECT {_EXPERIMENT_COLUMNS.format(spec=_NO_SPEC)}, {_COUNT_COLUMNS} "
                 "FROM page JOIN experiments e ON e.id = page.id "
                 f"LEFT JOIN ({_COUNTS.format(ids='SELECT id FROM page')}) c ON c.experiment_id = e.id "

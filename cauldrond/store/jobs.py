@@ -317,6 +317,8 @@ class JobRepository:
                 )
             await touch_experiments(db, ids, now)
             rows = await fetch_all(
-                db, _QUEUED + "WHERE j.id IN (SELECT value FROM json_each(?)) ORDER BY j.run_order", (ids,)
+                db,
+                _QUEUED + "WHERE j.id IN (SELECT value FROM json_each(?)) ORDER BY j.run_order",  # nosec B608
+                (ids,),
             )
         return [QueuedJobRow.from_row(row) for row in rows]

@@ -153,9 +153,7 @@ async def recover(store: Store, images_dir: Path, max_strikes: int, backoff_s: f
     # One walk of the images folder serves the sweep and the size check (fast at 100,000 images).
     on_disk = await asyncio.to_thread(scan_sizes, images_dir)
     referenced = {image.path for image in files}
-    report.temp_files_removed, report.orphans_removed = await asyncio.to_thread(
-        _sweep, images_dir, on_disk, referenced
-    )
+    report.temp_files_removed, report.orphans_removed = await asyncio.to_thread(_sweep, images_dir, on_disk, referenced)
 
     states = size_states(on_disk, files)
     for image, state in zip(files, states, strict=True):

@@ -13,8 +13,10 @@ from cauldrond.suggestions import close_matches, did_you_mean
 from tests.conftest import FAST
 
 # A1111's sampler names (modules/sd_samplers_kdiffusion.py, 1.9+), typed here rather than read from our table.
-A1111_SAMPLERS = ["DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE",
-                  "Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart"]  # fmt: skip
+A1111_SAMPLERS = [
+    "DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE",
+    "Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
