@@ -5,7 +5,7 @@ by the run function or progress callback a test hands in (the CPU has no device 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from cauldrond.providers.diffusers import devices
 from cauldrond.providers.diffusers.embeddings import PromptEmbeddingCache
 from cauldrond.providers.diffusers.oom import BatchLimit, SplitProgress, is_out_of_memory, run_adaptive
 from cauldrond.providers.diffusers.provider import DiffusersProvider
+from tests.providers.cpu_provider import new_cpu_provider
 
 TOLERANCE = 2  # of 255
 BASE = GenerationParams(prompt="a lighthouse at dusk", width=64, height=64, steps=3, seed=1, sampler="Euler a")
@@ -31,26 +32,6 @@ MIXED = [
     BASE.model_copy(update={"cfg_scale": 7.0, "seed": 15, "prompt": "a red barn", "negative_prompt": "fog"}),
     BASE.model_copy(update={"cfg_scale": 1.0, "seed": 16, "prompt": "snow"}),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _new_provider(models_dir: Path, data_dir: Path) -> DiffusersProvider:
-    fresh = DiffusersProvider(Settings(data_dir=data_dir, models_dir=models_dir, device="cpu"))  # type: ignore[arg-type]
-    fresh.optimize_for_hardware()
-    torch.set_num_threads(1)  # optimize_for_hardware chose cores - 1
-    return fresh
-
-
-@pytest.fixture(scope="module")
-def provider(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> DiffusersProvider:
-    return _new_provider(models_dir, tmp_path_factory.mktemp("data"))
 
 
 def _run(provider: DiffusersProvider, batch: Sequence[GenerationParams]) -> list[GeneratedImage]:
@@ -98,7 +79,7 @@ def test_pipelines_without_our_loop_run_one_call_per_cfg_value(provider: Diffuse
 
 
 def test_a_batch_sharing_one_prompt_encodes_it_once(models_dir: Path, tmp_path: Path) -> None:
-    fresh = _new_provider(models_dir, tmp_path)
+    fresh = new_cpu_provider(models_dir, tmp_path)
     cells = [BASE.model_copy(update={"seed": seed, "cfg_scale": 2.0 + seed}) for seed in range(8)]
     _run(fresh, cells)
     cache = fresh.prompt_cache
@@ -216,7 +197,7 @@ def test_split_progress_climbs_once_over_all_sub_batches() -> None:
 
 
 def test_the_provider_splits_a_batch_that_runs_out_of_memory(models_dir: Path, tmp_path: Path) -> None:
-    fresh = _new_provider(models_dir, tmp_path)
+    fresh = new_cpu_provider(models_dir, tmp_path)
     expected = _run(fresh, MIXED[:4])
     seen: list[tuple[int, int]] = []
 
@@ -237,7 +218,7 @@ def test_the_provider_splits_a_batch_that_runs_out_of_memory(models_dir: Path, t
 
 
 def test_the_provider_gives_up_at_one_image(models_dir: Path, tmp_path: Path) -> None:
-    fresh = _new_provider(models_dir, tmp_path)
+    fresh = new_cpu_provider(models_dir, tmp_path)
 
     def never_fits(step: int, total: int) -> None:
         raise torch.OutOfMemoryError("CUDA out of memory")

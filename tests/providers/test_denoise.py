@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from cauldrond.config import Settings
 from cauldrond.models.tiny import UNET_CONFIG
 from cauldrond.params import GenerationParams
 from cauldrond.providers.base import GeneratedImage, GenerationInterrupted
@@ -36,25 +34,6 @@ SAMPLERS = [
     ("DPM++ 2M SDE", {}),
     ("PLMS", {}),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # On a small shared CPU, OpenMP threads waiting on each other make tiny convolutions ~10x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def provider(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> DiffusersProvider:
-    shared = DiffusersProvider(
-        Settings(data_dir=tmp_path_factory.mktemp("data"), models_dir=models_dir, device="cpu")  # type: ignore[arg-type]
-    )
-    shared.optimize_for_hardware()
-    torch.set_num_threads(1)  # optimize_for_hardware chose cores - 1
-    return shared
 
 
 @pytest.fixture(scope="module")

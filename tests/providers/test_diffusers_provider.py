@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +23,6 @@ from cauldrond.providers.registry import ProviderRegistry
 FAST = GenerationParams(prompt="a lighthouse at dusk", width=64, height=64, steps=2, seed=42, sampler="Euler")
 COMBINATIONS = [(info.name, schedule) for info in list_samplers() for schedule in info.schedules]
 GPU_DEVICE = "cuda" if devices.cuda_available() else "mps" if devices.mps_available() else None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # On a small shared CPU, OpenMP threads waiting on each other make tiny convolutions ~10x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -7,39 +7,17 @@ finish after the stop flag was set.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from diffusers.models.resnet import ResnetBlock2D
 
-from cauldrond.config import Settings
 from cauldrond.params import GenerationParams
 from cauldrond.providers.base import GenerationInterrupted
 from cauldrond.providers.diffusers.provider import DiffusersProvider
 
 # Larger than the other tests' 64 px so a step is a real amount of work; still fast on the tiny model.
 LARGE = GenerationParams(prompt="a lighthouse", width=256, height=256, steps=2, seed=7, cfg_scale=7.0, sampler="Euler")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def provider(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> DiffusersProvider:
-    shared = DiffusersProvider(
-        Settings(data_dir=tmp_path_factory.mktemp("data"), models_dir=models_dir, device="cpu")  # type: ignore[arg-type]
-    )
-    shared.optimize_for_hardware()
-    torch.set_num_threads(1)
-    return shared
 
 
 def _unet(provider: DiffusersProvider) -> Any:

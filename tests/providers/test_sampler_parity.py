@@ -13,7 +13,6 @@ magnitude: the random tiny VAE saturates, so pixels would hide most of them (0-3
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,15 +115,6 @@ A1111_SCHEDULE_NAMES = {
     "Align Your Steps", "Simple", "Normal", "DDIM", "Beta",
 }  # fmt: skip
 NOT_IN_A1111 = {"DEIS"}  # offered because diffusers has it; docs/samplers.md says A1111 does not
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # Tiny convolutions on a shared 2-core machine: extra OpenMP threads only wait on each other.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Runs:

@@ -3,13 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-import torch
 
-from cauldrond.config import Settings
 from cauldrond.params import GenerationParams
 from cauldrond.providers.base import GenerationInterrupted
 from cauldrond.providers.diffusers.provider import DiffusersProvider
@@ -19,24 +14,6 @@ CELL = GenerationParams(prompt="a lighthouse at dusk", width=64, height=64, step
 # Heun, DPM2 and DPM++ SDE evaluate the model twice per step (2 * steps - 1 loop iterations); PLMS runs
 # steps + 1; Euler one per step. Each must report 1..STEPS.
 SAMPLERS = ["Heun", "DPM2", "DPM++ SDE", "PLMS", "Euler"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # On a small shared CPU, OpenMP threads waiting on each other make tiny convolutions ~10x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def provider(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> DiffusersProvider:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), models_dir=models_dir, device="cpu")  # type: ignore[arg-type]
-    shared = DiffusersProvider(settings)
-    shared.optimize_for_hardware()
-    torch.set_num_threads(1)  # optimize_for_hardware chose cores - 1
-    return shared
 
 
 def _progress(provider: DiffusersProvider, params: GenerationParams, *, own_loop: bool) -> list[tuple[int, int]]:
