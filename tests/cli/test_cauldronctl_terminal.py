@@ -79,11 +79,13 @@ def test_watch_into_a_pipe_prints_plain_lines(daemon: DaemonProcess) -> None:
 
 def test_ctrl_c_stops_watching_not_the_experiment(daemon: DaemonProcess) -> None:
     # Far more cells than can finish before the interrupt on any machine; the test cancels them at the end.
-    slow = ["--prompt", "an owl", "--steps", "2", "--seed", "1-40", "--size", "64x64"]
+    # 40 steps a cell, 200 cells: a few minutes of work even on a fast idle machine (2 steps x 40 cells finished
+    # in 2 s, before the interrupt arrived), while one batch still finishes within the wait below on a slow one.
+    slow = ["--prompt", "an owl", "--steps", "40", "--seed", "1-200", "--size", "64x64"]
     term = Terminal([*global_args(daemon), "sweep", *slow, "--watch"], 80)
     try:
-        experiment_id = int(term.wait_for(r"experiment (\d+): 40 cell").group(1))
-        term.wait_for(r"/40 cells")  # the bar is up: the watch loop is running
+        experiment_id = int(term.wait_for(r"experiment (\d+): 200 cell").group(1))
+        term.wait_for(r"/200 cells")  # the bar is up: the watch loop is running
         term.interrupt()
         code = term.finish(timeout=60)
     finally:
