@@ -32,6 +32,15 @@ def newlines(raw: str) -> int:
     return raw.count("\n")
 
 
+# A shell that starts a job in the background (`make test &`, `nohup`) leaves SIGINT ignored, and an ignored
+# signal stays ignored across exec: Python then never installs its Ctrl-C handler and the pty tests' SIGINT would
+# be lost. A user's interactive terminal has the default handler, so the child gets it back first.
+_AS_AT_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'cauldron_client'; runpy.run_module('cauldron_client', run_name='__main__', alter_sys=True)"
+)
+
+
 @dataclass
 class Terminal:
     """``cauldronctl ARGS`` with stdin, stdout and stderr on a pty of ``columns`` x ``rows``."""
@@ -47,7 +56,7 @@ class Terminal:
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR")}
         env.update(TERM="xterm-256color", PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cauldron_client", *self.args],
+            [sys.executable, "-c", _AS_AT_A_TERMINAL, *self.args],
             stdin=slave,
             stdout=slave,
             stderr=slave,

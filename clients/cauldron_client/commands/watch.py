@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -44,6 +45,10 @@ def run_watching(body: Callable[[Client, list[int]], Awaitable[T]]) -> T:
     """Run ``body(client, watched)``; ``body`` appends the ids it watches to ``watched``. Ctrl-C ends the
     command with a hint and exit code 130 instead of click's "Aborted!"."""
     watched: list[int] = []
+    # asyncio.run turns Ctrl-C into a clean cancel only when SIGINT has Python's default handler; a parent that
+    # started us with SIGINT ignored (a background job of a script) would otherwise make Ctrl-C do nothing here.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return run(lambda client: body(client, watched))
     except KeyboardInterrupt:
