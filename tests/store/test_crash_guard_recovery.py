@@ -5,10 +5,7 @@ rules, step by step."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from cauldrond.events import EventBus
 from cauldrond.store import RecoveryReport, Store, recover
@@ -16,15 +13,6 @@ from cauldrond.store.jobs import InterruptedJob
 from cauldrond.store.recovery import BACKOFF_BATCHES, JITTER, announce, judge
 
 BACKOFF_S = 10.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "data" / "cauldron.sqlite3")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def cells(store: Store, count: int) -> list[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,6 @@ from cauldrond.media.png import png_text_chunks, write_png_atomic
 from cauldrond.store import NewImage, RecoveryReport, Store, recover
 
 MAX_ATTEMPTS = 3
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "data" / "cauldron.sqlite3")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
