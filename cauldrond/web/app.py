@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -15,6 +14,7 @@ from cauldrond.rpc.limits import RpcLimits
 from cauldrond.rpc.protocol import MAX_FRAME_BYTES
 from cauldrond.services import Services
 from cauldrond.web.access import ACCESS, Access
+from cauldrond.web.app_shell import OPEN_SHELL_ROUTES, add_shell_routes
 from cauldrond.web.auth import Authenticator, Credential
 from cauldrond.web.guards import HostPolicy, same_origin
 from cauldrond.web.pairing import PairingRoutes
@@ -25,15 +25,19 @@ SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 CREDENTIAL: web.RequestKey[Credential] = web.RequestKey("credential", Credential)  # aiohttp >= 3.13
 RPC_LIMITS: web.AppKey[RpcLimits] = web.AppKey("rpc_limits", RpcLimits)
 # Routes anyone who reaches the daemon by one of its own names may read: the app shell, the health check and
-# the pairing page with its CA download. Everything else needs the local token or a device token.
-OPEN_ROUTES = frozenset({"/", "/healthz", "/manifest.webmanifest", "/pair", "/pair/ca.pem"})
+# the pairing page with its CA download. Everything else needs the local token or a device token. Matched by the
+# route's canonical name (its pattern), so an open pattern opens exactly the paths it admits.
+OPEN_ROUTES = frozenset({"/healthz", "/pair", "/pair/ca.pem"}) | OPEN_SHELL_ROUTES
 SAFE_METHODS = frozenset({"GET", "HEAD"})
-PWA_DIR = Path(__file__).resolve().parents[2] / "pwa"
-FALLBACK_PAGE = "<!doctype html><title>Shadow Cauldron</title><p>cauldrond is running. Use cauldronctl.</p>"
 
 
 def _is_upgrade(request: web.Request) -> bool:
     return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+
+
+def _is_open(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical in OPEN_ROUTES
 
 
 @web.middleware
@@ -42,7 +46,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not access.hosts.allows(request.headers.get(hdrs.HOST)):
         # DNS rebinding: a foreign name that resolves to us is not one of our names.
         raise web.HTTPMisdirectedRequest(text="this daemon does not answer to that host name")
-    if request.path not in OPEN_ROUTES:
+    if not _is_open(request):
         credential = await access.authenticator.authenticate(request)
         if credential is None:
             raise web.HTTPUnauthorized(
@@ -148,20 +152,6 @@ async def metrics_page(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
 
-async def index(request: web.Request) -> web.StreamResponse:
-    page = PWA_DIR / "index.html"
-    if page.is_file():
-        return web.FileResponse(page)
-    return web.Response(text=FALLBACK_PAGE, content_type="text/html")
-
-
-async def manifest(request: web.Request) -> web.StreamResponse:
-    file = PWA_DIR / "manifest.webmanifest"
-    if not file.is_file():
-        raise web.HTTPNotFound()
-    return web.FileResponse(file, headers={"Content-Type": "application/manifest+json"})
-
-
 def default_access(services: Services) -> Access:
     settings = services.settings
     return Access(
@@ -178,8 +168,7 @@ def build_app(services: Services, access: Access | None = None) -> web.Applicati
     app[RPC_LIMITS] = RpcLimits(
         max_connections=services.settings.max_connections, max_in_flight_total=services.settings.max_rpc_in_flight
     )
-    app.router.add_get("/", index)
-    app.router.add_get("/manifest.webmanifest", manifest)
+    add_shell_routes(app.router)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/rpc", rpc_socket)

@@ -15,7 +15,20 @@ from cauldrond.daemon import Daemon
 from tests.conftest import url_of
 from tests.lan.conftest import lan_url, local_call, trusting_context
 
-OPEN = {"/", "/manifest.webmanifest", "/healthz", "/pair", "/pair/ca.pem"}
+# The app's shell (its screens, its files under /app/, its service worker and manifest) holds no data, so a phone
+# can show the pair screen and start offline; the walk fills /app/{path} and /experiments/{id} with a sample.
+APP_SHELL = {
+    "/",
+    "/new",
+    "/gallery",
+    "/experiments",
+    "/experiments/1",
+    "/signed-out",
+    "/app/1",
+    "/sw.js",
+    "/shell.json",
+}
+OPEN = {"/manifest.webmanifest", "/healthz", "/pair", "/pair/ca.pem"} | APP_SHELL
 LOCAL_ONLY = {"devices.list", "devices.revoke", "pairing.create_code"}
 SAMPLES = ["1", "0" * 32, "a", "x.png"]
 
