@@ -179,6 +179,37 @@ async def _crash_guard_uptime(db: aiosqlite.Connection) -> None:
     await _run(db, "ALTER TABLE jobs ADD COLUMN solo_uptime_s REAL NOT NULL DEFAULT 0")
 
 
+async def _gallery(db: aiosqlite.Connection) -> None:
+    # The gallery's marks on an image (favourite, a 1-5 rating, the trash) and the prompts people typed.
+    # deleted_at set: the image is in the trash, its file under <data_dir>/trash/images/ (cauldrond/media/trash.py).
+    await _run(
+        db,
+        "ALTER TABLE images ADD COLUMN favorite INTEGER NOT NULL DEFAULT 0 CHECK (favorite IN (0, 1))",
+        "ALTER TABLE images ADD COLUMN rating INTEGER CHECK (rating IS NULL OR rating BETWEEN 1 AND 5)",
+        "ALTER TABLE images ADD COLUMN deleted_at TEXT",
+        # Newest first pages walk the primary key; these keep the filtered pages and the trash index seeks too.
+        "CREATE INDEX images_favorites ON images (id) WHERE favorite = 1 AND deleted_at IS NULL",
+        "CREATE INDEX images_trashed ON images (id) WHERE deleted_at IS NOT NULL",
+        "CREATE INDEX images_by_model ON images (json_extract(params, '$.model'), id)",
+        """
+        CREATE TABLE prompt_history (
+            id INTEGER PRIMARY KEY,
+            prompt TEXT NOT NULL,
+            negative_prompt TEXT NOT NULL DEFAULT '',
+            uses INTEGER NOT NULL DEFAULT 1,
+            last_used_at TEXT NOT NULL,
+            UNIQUE (prompt, negative_prompt)
+        )
+        """,
+        "CREATE INDEX prompt_history_recent ON prompt_history (last_used_at, id)",
+        # The experiments made before this version count too: one use per experiment that used the pair.
+        "INSERT INTO prompt_history (prompt, negative_prompt, uses, last_used_at) "
+        "SELECT json_extract(j.params, '$.prompt'), COALESCE(json_extract(j.params, '$.negative_prompt'), ''), "
+        "COUNT(DISTINCT j.experiment_id), MAX(e.created_at) FROM jobs j JOIN experiments e ON e.id = j.experiment_id "
+        "WHERE json_extract(j.params, '$.prompt') IS NOT NULL GROUP BY 1, 2",
+    )
+
+
 # Append only. The name is the identity recorded in the database.
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_experiments_and_jobs", _experiments_and_jobs),
@@ -189,6 +220,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0006_plugin_runs", _plugin_runs),
     ("0007_crash_guard", _crash_guard),
     ("0008_crash_guard_uptime", _crash_guard_uptime),
+    ("0009_gallery", _gallery),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -46,10 +47,14 @@ EXPECTED_COLUMNS = {
         "wall_time_s",
         "peak_memory_bytes",
         "created_at",
+        "favorite",
+        "rating",
+        "deleted_at",
     ],
     "annotations": ["image_id", "plugin", "key", "value", "created_at"],
     "tokens": ["id", "name", "token_hash", "created_at", "last_used_at", "revoked_at"],
     "plugin_runs": ["image_id", "plugin", "status", "error", "duration_s", "finished_at"],
+    "prompt_history": ["id", "prompt", "negative_prompt", "uses", "last_used_at"],
 }
 EXPECTED_INDEXES = {
     "jobs_by_status",
@@ -57,6 +62,10 @@ EXPECTED_INDEXES = {
     "images_by_experiment",
     "plugin_runs_by_plugin_status",
     "jobs_backing_off",
+    "images_favorites",
+    "images_trashed",
+    "images_by_model",
+    "prompt_history_recent",
 }
 
 
@@ -166,3 +175,43 @@ async def test_a_failing_migration_leaves_no_trace(tmp_path: Path) -> None:
 
     assert "half" not in schema(path)
     assert applied(path) == [MIGRATIONS[0][0]]
+
+
+async def test_the_gallery_migration_keeps_old_prompts_and_checks_ratings(tmp_path: Path) -> None:
+    path = tmp_path / "before-gallery.sqlite3"
+    names = [name for name, _ in MIGRATIONS]
+    before = MIGRATIONS[: names.index("0009_gallery")]
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        await apply_migrations(db, before)
+        for experiment_id, day in ((1, "01"), (2, "02")):
+            await db.execute(
+                "INSERT INTO experiments (id, name, kind, spec, priority, created_at, updated_at) "
+                f"VALUES ({experiment_id}, 'old', 'grid', '{{}}', 0, '2024-01-{day}T00:00:00+00:00', 'x')"
+            )
+        cells = [(1, 0, "a cat", "blurry"), (1, 1, "a cat", "blurry"), (2, 0, "a cat", "blurry"), (2, 1, "a dog", None)]
+        for experiment_id, idx, prompt, negative in cells:
+            params = {"prompt": prompt} | ({"negative_prompt": negative} if negative else {})
+            await db.execute(
+                "INSERT INTO jobs (experiment_id, idx, params, created_at) VALUES (?, ?, ?, 'x')",
+                (experiment_id, idx, json.dumps(params)),
+            )
+
+    store = await Store.open(path)
+    await store.close()
+    with sqlite3.connect(path) as db:
+        history = db.execute(
+            "SELECT prompt, negative_prompt, uses, last_used_at FROM prompt_history ORDER BY prompt"
+        ).fetchall()
+        # Two experiments used the cat pair (twice in the first): two uses, last on the 2nd.
+        assert history == [
+            ("a cat", "blurry", 2, "2024-01-02T00:00:00+00:00"),
+            ("a dog", "", 1, "2024-01-02T00:00:00+00:00"),
+        ]
+        db.execute(
+            "INSERT INTO images (job_id, experiment_id, path, sha256, size_bytes, seed, params, metadata, "
+            "wall_time_s, created_at) VALUES (1, 1, 'a.png', 'h', 1, 1, '{}', '{}', 0, 'x')"
+        )
+        for column, value in (("rating", 0), ("rating", 6), ("favorite", 2)):
+            with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+                db.execute(f"UPDATE images SET {column} = ?", (value,))
+        assert db.execute("SELECT favorite, rating, deleted_at FROM images").fetchall() == [(0, None, None)]
