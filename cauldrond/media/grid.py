@@ -173,8 +173,10 @@ def grid_layout(
     title: str | None = None,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    gap: int | None = None,
 ) -> GridLayout:
     """Measure a grid of ``rows`` × ``columns`` cells of ``cell_size`` (width, height) with its labels.
+    ``gap`` (px between cells) defaults to a width that grows with the font; A1111's "grid margins" set it.
 
     Raises ``ValueError`` for labels that do not match the shape and ``GridTooLarge`` over ``max_pixels``."""
     cell_width, cell_height = cell_size
@@ -191,7 +193,10 @@ def grid_layout(
     title_font_size = font_size * 5 // 4
     padding = font_size // 2
     line_gap = font_size // 4
-    gap = max(2, font_size // 8)
+    if gap is None:
+        gap = max(2, font_size // 8)
+    elif gap < 0:
+        raise ValueError(f"the gap between cells must be 0 or more pixels, got {gap}")
     font = get_font(font_size)
     each_line = line_height(font)
 
@@ -293,6 +298,7 @@ def draw_grid(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     cell_size: tuple[int, int] | None = None,
+    gap: int | None = None,
 ) -> Image.Image:
     """Draw ``images`` (a list of rows) as one RGB image with column labels on top and row labels on the left.
 
@@ -307,7 +313,7 @@ def draw_grid(
         if len(cells) != columns:
             raise ValueError(f"row {index} has {len(cells)} cells, row 0 has {columns}: rows must be the same length")
     size = _cell_size(images, cell_size)
-    layout = grid_layout(columns, rows, size, x_labels, y_labels, title, max_pixels=max_pixels)
+    layout = grid_layout(columns, rows, size, x_labels, y_labels, title, max_pixels=max_pixels, gap=gap)
 
     grid = Image.new("RGB", (layout.width, layout.height), BACKGROUND)
     draw = ImageDraw.Draw(grid)
