@@ -53,6 +53,10 @@ class Settings:
     # The LAN listener (HTTPS, only with lan on): every interface by default; tests bind 127.0.0.1.
     lan_host: str = "0.0.0.0"  # nosec B104 - only with lan on, the owner's explicit opt-in
     lan_port: int = -1  # -1: port + 1 (0 when port is 0, i.e. a free port)
+    # The AUTOMATIC1111-compatible API under /sdapi/v1/ (docs/a1111-api.md): "auto" serves it on loopback, "off"
+    # nowhere; on the LAN listener only with a1111_api_lan as well.
+    a1111_api: str = "auto"
+    a1111_api_lan: bool = False
     # [plugins.<name>] tables of the TOML file, handed to plugins as they are.
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -117,9 +121,12 @@ _FIELD_TYPES: dict[str, type] = {
     "tls_key": Path,
     "lan_host": str,
     "lan_port": int,
+    "a1111_api": str,
+    "a1111_api_lan": bool,
 }
 _DEVICES = ("auto", "cuda", "mps", "cpu")
 _LOG_FORMATS = ("plain", "json")
+_A1111_API = ("auto", "off")
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -208,4 +215,6 @@ def load_settings(
         raise ConfigError(f"setting 'log_format' must be one of {', '.join(_LOG_FORMATS)}, got {settings.log_format!r}")
     if settings.max_connections < 1 or settings.max_rpc_in_flight < 1:
         raise ConfigError("settings 'max_connections' and 'max_rpc_in_flight' must be at least 1")
+    if settings.a1111_api not in _A1111_API:
+        raise ConfigError(f"setting 'a1111_api' must be one of {', '.join(_A1111_API)}, got {settings.a1111_api!r}")
     return settings
