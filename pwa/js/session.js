@@ -1,0 +1,11 @@
+// Whether this browser is signed in, from the daemon's open /session route: signed in, signed out (its device
+// token was revoked), or not paired yet. `null` when the daemon cannot be reached.
+export async function fetchSession() {
+  try {
+    const response = await fetch('/session', { cache: 'no-store', credentials: 'same-origin' });
+    if (!response.ok) return null;
+    return await response.json();
+  } catch (error) {
+    return null;
+  }
+}
