@@ -319,6 +319,8 @@ def _axis(reader: _Args, letter: str, table: tuple[str, ...], csv_mode: bool) ->
 
 def _type_index(reader: _Args, name: str, table: tuple[str, ...]) -> int:
     value = reader.values[name]
+    if value is None or value == "":
+        return 0  # A1111 reads a missing type as Nothing ("x_type or 0")
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, str):  # a type's name instead of its index: accepted, as a convenience
