@@ -167,8 +167,36 @@ def run_js_unit_tests(context: Any, module: str) -> dict[str, Any]:
     problems = PageProblems(page)
     page.route("**/__tests__/**", serve)
     page.goto(f"/__tests__/runner.html?module={module}")
-    page.wait_for_function("window.__results !== undefined")
-    results: dict[str, Any] = page.evaluate("window.__results")
+    page.locator("#results-ready").wait_for(state="attached")
+    results: dict[str, Any] = page.evaluate("() => window.__results")
     problems.check()
     page.close()
     return results
+
+
+def assert_accessible(page: Any, screen: str) -> None:
+    """axe-core (bundled by axe-playwright-python) on the page as it is: no critical or serious violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    severe = [v for v in violations if v.get("impact") in ("critical", "serious")]
+    details = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}" for v in severe]
+    assert not severe, f"{screen}: " + "\n".join(details)
+
+
+def tab_until(page: Any, selector: str, max_presses: int = 60) -> None:
+    """Press Tab until the element matching ``selector`` has focus: proves it is reachable by keyboard."""
+    target = page.locator(selector).first
+    for _ in range(max_presses):
+        page.keyboard.press("Tab")
+        if target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{selector} was not reached with {max_presses} Tab presses")
+
+
+def has_visible_focus(page: Any) -> bool:
+    """The focused element draws an outline (the app's :focus-visible style), so keyboard users see where they are."""
+    style = page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    return bool(style[0] != "none" and style[1] not in ("0px", ""))

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from tests.daemon.process import DaemonProcess
-from tests.pwa.conftest import DEVICES, open_page, pair_context, run_js_unit_tests
+from tests.pwa.conftest import (
+    DEVICES,
+    assert_accessible,
+    has_visible_focus,
+    open_page,
+    pair_context,
+    run_js_unit_tests,
+    tab_until,
+)
 
 
 @pytest.mark.parametrize("device", sorted(DEVICES))
@@ -27,3 +35,14 @@ def test_reconnect_backoff_unit_tests_pass_in_the_browser(browser: Any, app_daem
     context.close()
     assert not results["failed"], results["failed"]
     assert len(results["passed"]) == 3
+
+
+def test_the_shell_is_accessible_and_keyboard_reachable(browser: Any, app_daemon: DaemonProcess) -> None:
+    context = pair_context(browser, app_daemon, "phone")
+    page, problems = open_page(context, "/")
+    page.get_by_role("navigation", name="Screens").wait_for()
+    assert_accessible(page, "shell")
+    tab_until(page, "a.tab[href='/gallery']")
+    assert has_visible_focus(page)
+    problems.check()
+    context.close()

@@ -16,3 +16,8 @@ try {
   results.failed.push({ name: '(import)', error: String(error && error.stack ? error.stack : error) });
 }
 window.__results = results;
+// A marker to wait for: Playwright's wait_for_function would need eval, which the app's CSP forbids.
+const done = document.createElement('output');
+done.id = 'results-ready';
+done.textContent = `${results.passed.length} passed, ${results.failed.length} failed`;
+document.body.append(done);
