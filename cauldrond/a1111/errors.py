@@ -37,7 +37,7 @@ def field_error(field: str, message: str, *, kind: str = "value_error") -> A1111
 
 
 def not_found(message: str) -> A1111Error:
-    return A1111Error(404, message, detail="Not Found" if not message else message)
+    return A1111Error(404, message, detail=message or "Not Found")
 
 
 def unauthorized() -> web.Response:

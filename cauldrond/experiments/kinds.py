@@ -55,3 +55,20 @@ def cfg_spec(
     if vary_seed:
         base["seed"] = RANDOM_SEED
     return base, {"cfg_scale": parse_axis_values("cfg_scale", cfg)}
+
+
+# Requests that came in through the AUTOMATIC1111-compatible API (cauldrond/a1111/).
+A1111_KIND = "a1111"
+
+
+def a1111_spec(*, base: Mapping[str, Any], seeds: list[int]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """An A1111 txt2img request: ``batch_size × n_iter`` images whose seeds count up from the request's seed, as
+    A1111's processing.py draws them, as (base, axes): a seed axis when there is more than one image."""
+    if not seeds:
+        raise SpecError("an A1111 request makes at least one image", field="n_iter", value=0)
+    spec_base = dict(base)
+    if len(seeds) == 1:
+        spec_base["seed"] = seeds[0]
+        return spec_base, {}
+    spec_base.pop("seed", None)
+    return spec_base, {"seed": list(seeds)}

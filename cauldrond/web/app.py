@@ -8,6 +8,9 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from cauldrond.a1111 import PREFIX as A1111_PREFIX
+from cauldrond.a1111.auth import a1111_guard
+from cauldrond.a1111.routes import add_a1111_routes
 from cauldrond.metrics import LiveSources
 from cauldrond.rpc.connection import RpcConnection
 from cauldrond.rpc.limits import RpcLimits
@@ -46,6 +49,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not access.hosts.allows(request.headers.get(hdrs.HOST)):
         # DNS rebinding: a foreign name that resolves to us is not one of our names.
         raise web.HTTPMisdirectedRequest(text="this daemon does not answer to that host name")
+    if request.path.startswith(A1111_PREFIX):
+        # A1111 clients authenticate with HTTP Basic and read errors in A1111's shape (cauldrond/a1111/auth.py).
+        return await a1111_guard(request, handler, access.authenticator, request.app[SERVICES].settings)
     if not _is_open(request):
         credential = await access.authenticator.authenticate(request)
         if credential is None:
@@ -175,4 +181,5 @@ def build_app(services: Services, access: Access | None = None) -> web.Applicati
     app.router.add_get(r"/images/{image_id:\d{1,18}}.png", image_file)
     app.router.add_get(r"/grids/{name:[0-9a-f]{32}}.png", render_file)
     PairingRoutes(app[ACCESS], services.store).add_to(app.router)
+    add_a1111_routes(app, services)
     return app
