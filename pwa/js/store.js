@@ -120,3 +120,44 @@ export function ToastHost({ children }) {
       </div>
     <//>`;
 }
+
+// What the user is still typing, kept in localStorage so a reconnect, a reload or a locked phone loses nothing.
+// Returns [value, setValue, clear]: `setValue` takes a value or an updater like useState's; call `clear()` once the
+// form was submitted (it forgets the stored draft and goes back to `initial`). `initial` is used only when nothing is
+// stored under `key`; a stored value that no longer parses is ignored rather than breaking the screen.
+const DRAFT_PREFIX = 'cauldron.draft.';
+
+function readDraft(key, initial) {
+  try {
+    const stored = window.localStorage.getItem(DRAFT_PREFIX + key);
+    return stored === null ? initial : JSON.parse(stored);
+  } catch (error) {
+    return initial;
+  }
+}
+
+export function useDraft(key, initial) {
+  const [value, setValue] = useState(() => readDraft(key, initial));
+  const initialRef = useRef(initial);
+  initialRef.current = initial;
+  const update = useCallback((next) => {
+    setValue((old) => {
+      const resolved = typeof next === 'function' ? next(old) : next;
+      try {
+        window.localStorage.setItem(DRAFT_PREFIX + key, JSON.stringify(resolved));
+      } catch (error) {
+        console.warn('could not keep the draft', error); // storage full or disabled: the form still works
+      }
+      return resolved;
+    });
+  }, [key]);
+  const clear = useCallback(() => {
+    try {
+      window.localStorage.removeItem(DRAFT_PREFIX + key);
+    } catch (error) {
+      // storage disabled: nothing was kept
+    }
+    setValue(initialRef.current);
+  }, [key]);
+  return [value, update, clear];
+}
