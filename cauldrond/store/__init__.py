@@ -11,6 +11,7 @@ from cauldrond.store.rows import (
     ImageRow,
     JobRow,
     NewImage,
+    PromptRow,
     QueuedJobRow,
     TokenRow,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "JobRow",
     "MigrationError",
     "NewImage",
+    "PromptRow",
     "QueuedJobRow",
     "RecoveryReport",
     "Store",

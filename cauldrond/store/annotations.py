@@ -19,7 +19,7 @@ def split_tags(value: str) -> list[str]:
     return [tag.strip() for tag in value.split(",") if tag.strip()]
 
 
-def _like_pattern(word: str) -> str:
+def like_pattern(word: str) -> str:
     escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -60,14 +60,14 @@ class AnnotationRepository:
             conditions.append(
                 "EXISTS (SELECT 1 FROM annotations a WHERE a.image_id = images.id AND a.value LIKE ? ESCAPE '\\')"
             )
-            params.append(_like_pattern(word))
+            params.append(like_pattern(word))
         if tag is not None:
             # LIKE narrows the candidates; the exact tag comparison happens below, on the split list.
             conditions.append(
                 "EXISTS (SELECT 1 FROM annotations a WHERE a.image_id = images.id AND a.key = ? "
                 "AND a.value LIKE ? ESCAPE '\\')"
             )
-            params += [TAGS_KEY, _like_pattern(tag)]
+            params += [TAGS_KEY, like_pattern(tag)]
         where = "".join(f" AND {condition}" for condition in conditions)
         wanted = tag.casefold() if tag is not None else None
         found: list[ImageRow] = []
@@ -76,7 +76,8 @@ class AnnotationRepository:
             # The lock is taken per batch: a search over many near-misses must not hold up the engine's commits.
             async with self._database.read() as db:
                 # `where` joins constant SQL fragments; every value is a placeholder.
-                query = f"SELECT * FROM images WHERE id > ?{where} ORDER BY id LIMIT ?"  # nosec B608
+                # Images in the trash are not found (the gallery's rule, store/gallery.py).
+                query = f"SELECT * FROM images WHERE id > ? AND deleted_at IS NULL{where} ORDER BY id LIMIT ?"  # nosec B608
                 rows = await fetch_all(db, query, [*params, batch])
                 ids = [int(row["id"]) for row in rows]
                 tagged = await self._tagged(db, ids, wanted) if wanted is not None and ids else set(ids)

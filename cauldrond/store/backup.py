@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from cauldrond.media.png import fsync_directory
-from cauldrond.store.integrity import HASH_CHUNK_BYTES, ImageFile, inside, sha256_of
+from cauldrond.media.trash import png_path
+from cauldrond.store.integrity import HASH_CHUNK_BYTES, ImageFile, sha256_of
 
 DATABASE_NAME = "cauldron.sqlite3"
 IMAGES_FOLDER = "images"
@@ -83,8 +84,10 @@ def snapshot_database(source: Path, target: Path) -> int:
 
 def snapshot_images(database: Path) -> list[ImageFile]:
     with contextlib.closing(sqlite3.connect(database)) as db:
-        rows = db.execute("SELECT id, job_id, path, sha256, size_bytes FROM images ORDER BY id").fetchall()
-    return [ImageFile(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+        rows = db.execute(
+            "SELECT id, job_id, path, sha256, size_bytes, deleted_at IS NOT NULL FROM images ORDER BY id"
+        ).fetchall()
+    return [ImageFile(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), bool(r[5])) for r in rows]
 
 
 def _copy_checked(source: Path, target: Path, expected_sha256: str) -> bool:
@@ -123,7 +126,9 @@ def write_backup(database: Path, images_dir: Path, dest: Path, data_dir: Path) -
     report.images = len(images)
     folders: set[Path] = set()
     for image in images:
-        source, target = inside(images_dir, image.path), inside(dest / IMAGES_FOLDER, image.path)
+        # A trashed image is copied too, into the backup's own trash folder (media/trash.py): the rows say so.
+        source = png_path(images_dir, image.path, trashed=image.trashed)
+        target = png_path(dest / IMAGES_FOLDER, image.path, trashed=image.trashed)
         if source is None or target is None or not source.is_file():
             report.missing.append(image.image_id)
         elif _already_there(target, image):

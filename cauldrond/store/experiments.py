@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cauldrond.store.database import Database, StoreError, changed_rows, dumps, fetch_all, fetch_one
+from cauldrond.store.prompts import prompt_pairs, record_prompts
 from cauldrond.store.rows import ExperimentRow
 from cauldrond.store.timestamps import utc_now
 
@@ -41,7 +42,8 @@ class ExperimentRepository:
         cells: Sequence[Mapping[str, Any]],
         run_order: Sequence[int] | None = None,
     ) -> tuple[int, list[int]]:
-        """Insert the experiment and one queued job per cell (``idx`` = position) in one transaction.
+        """Insert the experiment and one queued job per cell (``idx`` = position) in one transaction, and count
+        a use of each of its prompt pairs in the prompt history.
         ``run_order[i]`` is cell i's place in the run (the planner's order); by default the index order."""
         if not cells:
             raise StoreError("an experiment needs at least one cell")
@@ -49,7 +51,9 @@ class ExperimentRepository:
         if sorted(order) != list(range(len(cells))):
             raise StoreError("run_order must be a permutation of the cell indexes")
         # Encoding thousands of cells is CPU work: keep it off the event loop and outside the lock.
-        spec_json, cell_json = await asyncio.to_thread(lambda: (dumps(spec), [dumps(c) for c in cells]))
+        spec_json, cell_json, pairs = await asyncio.to_thread(
+            lambda: (dumps(spec), [dumps(c) for c in cells], prompt_pairs(cells))
+        )
         now = utc_now()
         async with self._database.write() as db:
             cursor = await db.execute(
@@ -65,6 +69,8 @@ class ExperimentRepository:
                 [(experiment_id, idx, order[idx], params, now) for idx, params in enumerate(cell_json)],
             )
             rows = await fetch_all(db, "SELECT id FROM jobs WHERE experiment_id = ? ORDER BY idx", (experiment_id,))
+            # In the same transaction: the history never names a prompt of an experiment that was not stored.
+            await record_prompts(db, pairs, now)
         return experiment_id, [int(row[0]) for row in rows]
 
     async def get(self, experiment_id: int) -> ExperimentRow | None:

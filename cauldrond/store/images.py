@@ -1,10 +1,13 @@
-"""Images: the rows that point at committed PNG files, and the lookups recovery and the planner need."""
+"""Images: the rows that point at committed PNG files, the gallery's marks on them (favourite, rating), and the
+lookups recovery, the planner and the gallery need. Moving images to and from the trash is ``store/trash.py``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 from cauldrond.store.database import Database, StoreError, fetch_all, fetch_one, id_list, touch_experiments
+from cauldrond.store.gallery import GalleryFilter, gallery_page
 from cauldrond.store.integrity import ImageFile
 from cauldrond.store.rows import ImageRow
 from cauldrond.store.timestamps import utc_now
@@ -25,30 +28,55 @@ class ImageRepository:
             row = await fetch_one(db, "SELECT * FROM images WHERE id = ?", (int(image_id),))
         return ImageRow.from_row(row) if row is not None else None
 
+    async def get_many(self, image_ids: Sequence[int]) -> dict[int, ImageRow]:
+        """The images with these ids that exist, by id."""
+        async with self._database.read() as db:
+            rows = await fetch_all(
+                db, "SELECT * FROM images WHERE id IN (SELECT value FROM json_each(?))", (id_list(image_ids),)
+            )
+        return {int(row["id"]): ImageRow.from_row(row) for row in rows}
+
     async def page(
         self, *, experiment_id: int | None, limit: int, after_id: int | None, before_id: int | None = None
     ) -> list[ImageRow]:
         """Images in ascending id after ``after_id``; or, given ``before_id``, in descending id below it (newest
         first: pass the last id of a page as the next ``before_id``). Keyset pagination: each page is an index
-        range seek, however deep."""
+        range seek, however deep. Images in the trash are left out (grids and exports show a gap)."""
+        query = GalleryFilter(experiment_id=experiment_id)
         if before_id is not None:
-            bound, comparison, direction = int(before_id), "<", "DESC"
-        else:
-            bound, comparison, direction = (int(after_id) if after_id is not None else 0), ">", "ASC"
-        where, params = f"id {comparison} ?", [bound]
-        if experiment_id is not None:
-            where, params = f"experiment_id = ? AND {where}", [int(experiment_id), bound]
-        async with self._database.read() as db:
-            # `where` and `direction` are chosen from constants above; every value is a placeholder.
-            query = f"SELECT * FROM images WHERE {where} ORDER BY id {direction} LIMIT ?"  # nosec B608
-            rows = await fetch_all(db, query, (*params, int(limit)))
-        return [ImageRow.from_row(row) for row in rows]
+            return await gallery_page(self._database, query, limit=limit, after_id=before_id, newest=True)
+        return await gallery_page(self._database, query, limit=limit, after_id=after_id, newest=False)
+
+    async def gallery(self, query: GalleryFilter, *, limit: int, after_id: int | None, newest: bool) -> list[ImageRow]:
+        """A page of the gallery (or of the trash, ``query.trashed``): see store/gallery.py."""
+        return await gallery_page(self._database, query, limit=limit, after_id=after_id, newest=newest)
+
+    async def set_favorite(self, image_id: int, favorite: bool) -> ImageRow | None:
+        return await self._set(image_id, "favorite", int(favorite))
+
+    async def set_rating(self, image_id: int, rating: int | None) -> ImageRow | None:
+        """``rating`` 1-5, or None to clear it (the table's CHECK refuses anything else)."""
+        return await self._set(image_id, "rating", rating)
+
+    async def _set(self, image_id: int, column: str, value: int | None) -> ImageRow | None:
+        if column not in ("favorite", "rating"):
+            raise StoreError(f"no such mark {column!r}")
+        async with self._database.write() as db:
+            # `column` is one of the two constants checked above; the values are placeholders.
+            row = await fetch_one(
+                db,
+                f"UPDATE images SET {column} = ? WHERE id = ? RETURNING *",
+                (value, int(image_id)),  # nosec B608
+            )
+        return ImageRow.from_row(row) if row is not None else None
 
     async def files(self) -> list[ImageFile]:
         """Every image's file as recorded (path, sha256, size): what recovery and ``images.verify`` check."""
         async with self._database.read() as db:
-            rows = await fetch_all(db, "SELECT id, job_id, path, sha256, size_bytes FROM images ORDER BY id")
-        return [ImageFile(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+            rows = await fetch_all(
+                db, "SELECT id, job_id, path, sha256, size_bytes, deleted_at IS NOT NULL FROM images ORDER BY id"
+            )
+        return [ImageFile(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), bool(r[5])) for r in rows]
 
     async def recent_timings(self, limit: int) -> list[tuple[str, int, int, int, float, str, int, int, str]]:
         """(model, steps, width, height, wall_time_s, sampler, batch size, experiment id, created_at) of the latest
@@ -69,11 +97,12 @@ class ImageRepository:
 
     async def drop_and_requeue(self, image_id: int, reason: str = "image file lost") -> int | None:
         """Forget an image whose file is gone or damaged and put its job back in the queue (or cancelled, if
-        its experiment was cancelled). Returns the job id, or None if there is no such image."""
+        its experiment was cancelled). Returns the job id, or None if there is no such image. An image in the
+        trash is only forgotten: the user deleted it, so its job is never generated again (None too)."""
         now = utc_now()
         async with self._database.write() as db:
-            row = await fetch_one(db, "DELETE FROM images WHERE id = ? RETURNING job_id", (int(image_id),))
-            if row is None:
+            row = await fetch_one(db, "DELETE FROM images WHERE id = ? RETURNING job_id, deleted_at", (int(image_id),))
+            if row is None or row[1] is not None:
                 return None
             job_id = int(row[0])
             await db.execute(

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from cauldrond.media.trash import png_path
+
 HASH_CHUNK_BYTES = 1 << 20
 # Hashing releases the GIL, so a few threads keep a disk busy without starving the event loop's executor.
 CHECK_CONCURRENCY = 4
@@ -37,6 +39,8 @@ class ImageFile:
     path: str  # relative to the images folder, "/"-separated
     sha256: str
     size_bytes: int
+    # In the trash: the file lives under <data_dir>/trash/images/ (media/trash.py), and is checked there.
+    trashed: bool = False
 
 
 def inside(images_dir: Path, relative: str) -> Path | None:
@@ -56,7 +60,7 @@ def sha256_of(path: Path) -> str:
 
 
 def file_state(images_dir: Path, image: ImageFile, full: bool) -> FileState:
-    path = inside(images_dir, image.path)
+    path = png_path(images_dir, image.path, trashed=image.trashed)
     if path is None:
         return "missing"
     try:
@@ -91,11 +95,14 @@ def scan_sizes(images_dir: Path) -> dict[str, int]:
     return sizes
 
 
-def size_states(on_disk: Mapping[str, int], images: Sequence[ImageFile]) -> list[FileState]:
-    """The quick check from one ``scan_sizes``: missing, or a size other than the recorded one."""
+def size_states(
+    on_disk: Mapping[str, int], images: Sequence[ImageFile], in_trash: Mapping[str, int] | None = None
+) -> list[FileState]:
+    """The quick check from one ``scan_sizes`` of the images folder (and one of the trash's): missing, or a size
+    other than the recorded one. A trashed image is looked for in the trash only."""
     states: list[FileState] = []
     for image in images:
-        size = on_disk.get(image.path)
+        size = (in_trash or {}).get(image.path) if image.trashed else on_disk.get(image.path)
         states.append("missing" if size is None else "ok" if size == image.size_bytes else "altered")
     return states
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from cauldrond.events import EventBus
 from cauldrond.media.png import PNG_SUFFIX, is_temp_name
-from cauldrond.store.integrity import inside, scan_sizes, size_states
+from cauldrond.media.trash import move_all, png_path, trash_images_dir
+from cauldrond.store.integrity import ImageFile, scan_sizes, size_states
 from cauldrond.store.jobs import InterruptedJob, Reaped, Verdict
 from cauldrond.store.store import Store
 
@@ -51,6 +52,9 @@ class RecoveryReport:
     # Job ids requeued because their file's size no longer matches (start-up compares sizes, not hashes, so it
     # stays fast at 100,000 images; `images.verify` hashes every byte).
     altered_files: list[int] = field(default_factory=list)
+    # Image files moved to where their row says they live: a delete or restore interrupted between moving the
+    # file and committing the row (media/trash.py), put back as if it had not begun.
+    files_moved: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +85,31 @@ def _sweep(images_dir: Path, on_disk: Mapping[str, int], referenced: set[str]) -
         else:
             orphans += 1
     return temps, orphans
+
+
+def _follow_rows(
+    images_dir: Path, files: list[ImageFile], on_disk: dict[str, int], in_trash: dict[str, int]
+) -> int:
+    """Move each file that is not where its row says (images folder or trash) but is in the other place, and
+    update the two scans to match. Returns how many moved."""
+    moved = 0
+    for image in files:
+        here, there = (in_trash, on_disk) if image.trashed else (on_disk, in_trash)
+        if image.path in here or image.path not in there:
+            continue
+        source = png_path(images_dir, image.path, trashed=not image.trashed)
+        target = png_path(images_dir, image.path, trashed=image.trashed)
+        if source is None or target is None:
+            continue
+        try:
+            move_all([(source, target)])
+        except OSError as exc:
+            log.warning("recovery: cannot move image %d file %s to %s: %s", image.image_id, source, target, exc)
+            continue
+        log.info("recovery: image %d file moved back to %s (an interrupted delete or restore)", image.image_id, target)
+        here[image.path] = there.pop(image.path)
+        moved += 1
+    return moved
 
 
 def judge(
@@ -150,12 +179,19 @@ async def recover(store: Store, images_dir: Path, max_strikes: int, backoff_s: f
     )
 
     files = await store.images.files()
-    # One walk of the images folder serves the sweep and the size check (fast at 100,000 images).
+    # One walk of the images folder serves the sweep and the size check (fast at 100,000 images); one of the
+    # trash does the same for trashed images, whose files live there (media/trash.py).
     on_disk = await asyncio.to_thread(scan_sizes, images_dir)
-    referenced = {image.path for image in files}
-    report.temp_files_removed, report.orphans_removed = await asyncio.to_thread(_sweep, images_dir, on_disk, referenced)
+    trash_dir = trash_images_dir(images_dir)
+    in_trash = await asyncio.to_thread(scan_sizes, trash_dir)
+    report.files_moved = await asyncio.to_thread(_follow_rows, images_dir, files, on_disk, in_trash)
+    live = {image.path for image in files if not image.trashed}
+    trashed = {image.path for image in files if image.trashed}
+    temps, orphans = await asyncio.to_thread(_sweep, images_dir, on_disk, live)
+    trash_temps, trash_orphans = await asyncio.to_thread(_sweep, trash_dir, in_trash, trashed)
+    report.temp_files_removed, report.orphans_removed = temps + trash_temps, orphans + trash_orphans
 
-    states = size_states(on_disk, files)
+    states = size_states(on_disk, files, in_trash)
     for image, state in zip(files, states, strict=True):
         if state == "ok":
             continue
@@ -170,7 +206,7 @@ async def recover(store: Store, images_dir: Path, max_strikes: int, backoff_s: f
         else:
             report.altered_files.append(job_id)
             # The row is gone, so the damaged file is now an orphan; remove it as the next start would.
-            target = inside(images_dir, image.path)
+            target = png_path(images_dir, image.path, trashed=image.trashed)
             if target is not None:
                 await asyncio.to_thread(target.unlink, True)
     return report

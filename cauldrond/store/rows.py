@@ -165,6 +165,10 @@ class ImageRow:
     wall_time_s: float
     peak_memory_bytes: int | None
     created_at: str
+    # The gallery's marks (migration 0009_gallery); deleted_at set: in the trash, the file under <data_dir>/trash.
+    favorite: bool = False
+    rating: int | None = None
+    deleted_at: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ImageRow:
@@ -181,6 +185,31 @@ class ImageRow:
             wall_time_s=row["wall_time_s"],
             peak_memory_bytes=row["peak_memory_bytes"],
             created_at=row["created_at"],
+            favorite=bool(row["favorite"]),
+            rating=row["rating"],
+            deleted_at=row["deleted_at"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    """A prompt and negative prompt pair some experiment used: how often, and when last."""
+
+    prompt: str
+    negative_prompt: str
+    uses: int
+    last_used_at: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> PromptRow:
+        return cls(
+            prompt=row["prompt"],
+            negative_prompt=row["negative_prompt"],
+            uses=row["uses"],
+            last_used_at=row["last_used_at"],
         )
 
     def to_dict(self) -> dict[str, Any]:

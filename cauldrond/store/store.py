@@ -2,7 +2,8 @@
 
 ``Store`` is the object the daemon passes around: one ``Database`` (connection, lock, transactions) shared by a
 repository per concept — ``store.experiments``, ``store.jobs``, ``store.images``, ``store.annotations``,
-``store.plugin_runs``, ``store.tokens``. Every repository method returns only after its COMMIT.
+``store.plugin_runs``, ``store.tokens``, ``store.prompts`` (prompt history), ``store.trash`` (deleting and
+restoring images). Every repository method returns only after its COMMIT.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from cauldrond.store.experiments import ExperimentRepository
 from cauldrond.store.images import ImageRepository
 from cauldrond.store.jobs import JobRepository
 from cauldrond.store.plugin_runs import PluginRunRepository
+from cauldrond.store.prompts import PromptRepository
 from cauldrond.store.tokens import TokenRepository
+from cauldrond.store.trash import TrashRepository
 
 
 class Store:
@@ -27,6 +30,8 @@ class Store:
         self.annotations = AnnotationRepository(database)
         self.plugin_runs = PluginRunRepository(database)
         self.tokens = TokenRepository(database)
+        self.prompts = PromptRepository(database)
+        self.trash = TrashRepository(database, self.images)
 
     @classmethod
     async def open(cls, path: Path) -> Store:
