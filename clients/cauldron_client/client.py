@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from cauldron_client.connection import resolve_endpoint
 from cauldron_client.errors import CauldronError, ConnectionFailed, RpcError, Unauthorized
-from cauldron_client.events import DEFAULT_BUFFER, EventStream
+from cauldron_client.events import ALL_TYPES, DEFAULT_BUFFER, NAMED_ONLY, EventStream
 
 log = logging.getLogger(__name__)
 
@@ -346,12 +346,19 @@ def _is_loopback(host: str | None) -> bool:
 
 
 def _union(types: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
+    """What one subscription must ask for to serve every stream: None (all) is "*" once a named-only type
+    (``job.preview``) is wanted too, since the daemon's "all" leaves those out."""
     combined: set[str] = set()
+    everything = False
     for item in types:
         if item is None:
-            return None
-        combined |= item
-    return frozenset(combined)
+            everything = True
+        else:
+            combined |= item
+    if not everything:
+        return frozenset(combined)
+    named = combined & NAMED_ONLY
+    return frozenset({ALL_TYPES, *named}) if named else None
 
 
 def call_sync(method: str, /, *, url: str | None = None, token: str | None = None, **params: Any) -> Any:

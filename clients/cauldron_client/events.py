@@ -13,13 +13,17 @@ from cauldron_client.errors import CauldronError
 Event = dict[str, Any]
 
 DROPPED = "events.dropped"
+# Event types the daemon sends only to subscriptions that name them (live step previews are image bytes).
+NAMED_ONLY = frozenset({"job.preview"})
+# In the daemon's list of types: every event but the NAMED_ONLY ones.
+ALL_TYPES = "*"
 DEFAULT_BUFFER = 10_000
 
 _WAKE: Final = object()
 
 
 class EventStream:
-    """Events of the requested ``types`` (all when None), in arrival order.
+    """Events of the requested ``types`` (all but NAMED_ONLY when None), in arrival order.
 
     The client's reader task must never wait on a consumer, or a slow ``async for`` body would stall every
     RPC response on the connection. So the buffer is bounded; events that do not fit are counted and reported
@@ -55,7 +59,9 @@ class EventStream:
             await self._subscribe(self)
 
     def wants(self, event_type: str) -> bool:
-        return self.types is None or event_type in self.types or event_type == DROPPED
+        if self.types is None:
+            return event_type not in NAMED_ONLY
+        return event_type in self.types or event_type == DROPPED
 
     def offer(self, event: Event) -> None:
         """Called by the client's reader task. Never blocks."""

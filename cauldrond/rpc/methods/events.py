@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cauldrond.events import ALL_TYPES
 from cauldrond.rpc.context import RpcContext
 from cauldrond.rpc.protocol import RpcError
 from cauldrond.rpc.registry import MethodRegistry
@@ -21,6 +22,7 @@ EVENT_TYPES = frozenset(
         "experiment.retried",
         "job.started",
         "job.progress",
+        "job.preview",
         "job.done",
         "job.failed",
         "job.cancelled",
@@ -30,19 +32,27 @@ EVENT_TYPES = frozenset(
         "queue.paused",
         "queue.resumed",
         "events.dropped",
+        "image.updated",
+        "image.deleted",
+        "image.restored",
+        "trash.emptied",
     }
 )
 
 
 class SubscribeParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    types: list[str] | None = Field(default=None, max_length=100, description="Event types; all when omitted")
+    types: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description='Event types; all but job.preview when omitted; "*" in the list stands for that same set',
+    )
 
 
 async def subscribe(ctx: RpcContext, params: SubscribeParams) -> dict[str, Any]:
     """Receive events on this connection as [2, "event", [event]] notifications. Calling again replaces the
-    filter. Unknown types are refused with the list of known ones."""
-    unknown = sorted(set(params.types or ()) - EVENT_TYPES)
+    filter. Unknown types are refused with the list of known ones. ``job.preview`` comes only when named."""
+    unknown = sorted(set(params.types or ()) - EVENT_TYPES - {ALL_TYPES})
     if unknown:
         raise RpcError(
             "invalid_params",
