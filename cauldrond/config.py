@@ -45,6 +45,9 @@ class Settings:
     postprocess_timeout_s: int = 60  # per call; a plugin may set process_timeout_s in [plugins.<name>]
     max_connections: int = 100  # open RPC WebSockets; more are refused with HTTP 503
     max_rpc_in_flight: int = 128  # RPC requests running at once across all connections (fair share)
+    # Live step previews (job.preview), made only while wanted: at most every N steps, at most M a second per batch
+    preview_every_steps: int = 1
+    preview_max_per_s: int = 4  # 0: no per-second cap
     plugins: str = ""  # comma-separated plugin names to load; empty loads every installed plugin
     lan: bool = False  # serve on the LAN (HTTPS) as well as loopback
     instance_name: str = ""  # mDNS instance name; empty means the hostname
@@ -115,6 +118,8 @@ _FIELD_TYPES: dict[str, type] = {
     "postprocess_timeout_s": int,
     "max_connections": int,
     "max_rpc_in_flight": int,
+    "preview_every_steps": int,
+    "preview_max_per_s": int,
     "lan": bool,
     "instance_name": str,
     "tls_cert": Path,
@@ -215,6 +220,8 @@ def load_settings(
         raise ConfigError(f"setting 'log_format' must be one of {', '.join(_LOG_FORMATS)}, got {settings.log_format!r}")
     if settings.max_connections < 1 or settings.max_rpc_in_flight < 1:
         raise ConfigError("settings 'max_connections' and 'max_rpc_in_flight' must be at least 1")
+    if settings.preview_every_steps < 1 or settings.preview_max_per_s < 0:
+        raise ConfigError("setting 'preview_every_steps' must be at least 1 and 'preview_max_per_s' at least 0")
     if settings.a1111_api not in _A1111_API:
         raise ConfigError(f"setting 'a1111_api' must be one of {', '.join(_A1111_API)}, got {settings.a1111_api!r}")
     return settings

@@ -119,12 +119,16 @@ def _route_library_logs() -> None:
 _job_log = logging.getLogger(JOB_EVENTS_LOGGER)
 
 
+# Per-step events: a line each would drown the log.
+_NOT_LOGGED = ("job.progress", "job.preview")
+
+
 def log_job_event(event: dict[str, Any]) -> None:
     """An ``EventBus`` tap: one line per change in a job's life, naming its ids (``cauldrond.jobs`` logger).
     Starts are DEBUG (the done line follows); the rest INFO, failures WARNING."""
     kind = event.get("type")
     job_id, experiment_id = event.get("job_id"), event.get("experiment_id")
-    if not isinstance(kind, str) or not kind.startswith("job.") or job_id is None or kind == "job.progress":
+    if not isinstance(kind, str) or not kind.startswith("job.") or job_id is None or kind in _NOT_LOGGED:
         return
     extra = {"job_id": job_id, "experiment_id": experiment_id, "event": kind}
     if kind == "job.started":

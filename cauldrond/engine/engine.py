@@ -18,6 +18,7 @@ from typing import Any
 
 from cauldrond.engine import replay
 from cauldrond.engine.evidence import SoloEvidence, uptime_s
+from cauldrond.engine.previews import PreviewService
 from cauldrond.engine.setback import StorageSetback
 from cauldrond.engine.storage import StorageGuard, batch_bytes, storage_fault
 from cauldrond.engine.supervisor import Supervisor
@@ -49,8 +50,10 @@ class Engine:
         database_path: Path | None = None,
         min_free_disk_mb: int = 0,
         storage_probe_s: float = 2.0,
+        previews: PreviewService | None = None,
     ) -> None:
         self._store = store
+        self.previews = previews or PreviewService(events)  # live step previews, made only while wanted
         # Told each committed image id (post-processing); it must only queue work, never wait for it.
         self._on_image = on_image
         self._queue = queue
@@ -245,7 +248,7 @@ class Engine:
 
         evidence = self._evidence_for(batch, loop)
         try:
-            written = await self._worker.run(lambda: self._generate_and_write(batch, params, progress, evidence))
+            written = await self._worker.run(lambda: self._generate_and_write(batch, params, progress, evidence, loop))
         except GenerationInterrupted:
             await self._after_interrupt(batch)
             return
@@ -315,13 +318,16 @@ class Engine:
         batch: list[QueuedJob],
         params: list[GenerationParams],
         progress: Any,
-        evidence: SoloEvidence | None = None,
+        evidence: SoloEvidence | None,
+        loop: asyncio.AbstractEventLoop,
     ) -> list[Written]:
         """Runs on the worker thread: torch and blocking file I/O only, no store access."""
         provider = self._providers.for_model(params[0].model)
         if evidence is not None:
             evidence.prepare(provider, params[0].model)
             progress = evidence.progress(progress)
+        # Outermost, so the provider finds its ``latents`` hook (providers.base.StepLatents).
+        progress = self.previews.for_batch(progress, batch, loop, replay.replay_of(batch))
         images = provider.generate(params, progress, lambda: self._should_stop(batch))
         return write_images(self._images_dir, batch, replay.picked(images, replay.replay_of(batch)))
 

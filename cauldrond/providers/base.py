@@ -53,6 +53,17 @@ StopCheck = Callable[[], bool]
 
 
 @runtime_checkable
+class StepLatents(Protocol):
+    """Optional, like ``prepare``: the engine's progress callback also has this method, for live previews
+    (engine/previews.py). A provider that can may call it right after ``progress(step, total)`` with that step's
+    latents, a tensor of shape (rows, channels, h, w) holding the images at positions ``rows`` of the batch it
+    was given, and the latent family ("sd1", "sdxl"; media/previews.py). It returns at once unless a frame is
+    due and wanted, so passing the tensor costs nothing; it never raises."""
+
+    def latents(self, step: int, total: int, latents: Any, rows: Sequence[int], family: str) -> None: ...
+
+
+@runtime_checkable
 class Provider(Protocol):
     """A generator of images. All methods except ``name`` may block and are called from the engine's
     worker thread, never from the event loop."""

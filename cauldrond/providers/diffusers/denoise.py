@@ -16,7 +16,7 @@ image at scale 1 computed alone that way and the same image in a mixed batch dif
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,16 +55,24 @@ class StepProgress:
     (the last step is a plain Euler step, as in k-diffusion); PLMS runs ``steps + 1``. Such schedulers say when a
     whole step is done with ``state_in_first_order`` (true again after the second evaluation); one without it
     finishes a step with every iteration. The count never exceeds ``steps`` before the last iteration, and the
-    last iteration always reports ``steps``: the callback sees 1..steps, each once, in order."""
+    last iteration always reports ``steps``: the callback sees 1..steps, each once, in order. ``latents``, when
+    given, is called right after with the same step and the latents that step left (live previews)."""
 
-    def __init__(self, steps: int, iterations: int, progress: ProgressCallback) -> None:
+    def __init__(
+        self,
+        steps: int,
+        iterations: int,
+        progress: ProgressCallback,
+        latents: Callable[[int, int, Any], None] | None = None,
+    ) -> None:
         self._steps = steps
         self._iterations = iterations
         self._progress = progress
+        self._latents = latents
         self.done = 0
 
-    def iteration_done(self, index: int, scheduler: Any) -> None:
-        """Loop iteration ``index`` (from 0) has stepped ``scheduler``."""
+    def iteration_done(self, index: int, scheduler: Any, latents: Any = None) -> None:
+        """Loop iteration ``index`` (from 0) has stepped ``scheduler``, leaving ``latents``."""
         if index + 1 >= self._iterations:
             done = self._steps
         elif getattr(scheduler, "state_in_first_order", True):
@@ -74,6 +82,8 @@ class StepProgress:
         if done > self.done:
             self.done = done
             self._progress(done, self._steps)
+            if self._latents is not None and latents is not None:
+                self._latents(done, self._steps, latents)
 
 
 def uses_guidance_embedding(pipeline: Any) -> bool:
@@ -82,18 +92,27 @@ def uses_guidance_embedding(pipeline: Any) -> bool:
 
 
 def run(
-    pipeline: Any, request: DenoiseRequest, progress: ProgressCallback, should_stop: StopCheck
+    pipeline: Any,
+    request: DenoiseRequest,
+    progress: ProgressCallback,
+    should_stop: StopCheck,
+    latents: Callable[[int, int, Any], None] | None = None,
 ) -> list[Image.Image]:
     """Denoise ``request`` with ``pipeline`` and its current scheduler; one PIL image per row, in order.
 
-    Calls ``progress(step, steps)`` after each denoising step as the user counts them (see StepProgress) and
-    raises GenerationInterrupted when ``should_stop()`` turns true between steps."""
+    Calls ``progress(step, steps)`` after each denoising step as the user counts them (see StepProgress), then
+    ``latents(step, steps, tensor)`` when given, and raises GenerationInterrupted when ``should_stop()`` turns
+    true between steps."""
     with torch.no_grad():  # as __call__ runs
-        return _denoise(pipeline, request, progress, should_stop)
+        return _denoise(pipeline, request, progress, should_stop, latents)
 
 
 def _denoise(
-    pipeline: Any, request: DenoiseRequest, progress: ProgressCallback, should_stop: StopCheck
+    pipeline: Any,
+    request: DenoiseRequest,
+    progress: ProgressCallback,
+    should_stop: StopCheck,
+    on_latents: Callable[[int, int, Any], None] | None,
 ) -> list[Image.Image]:
     from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg, retrieve_timesteps
 
@@ -129,7 +148,7 @@ def _denoise(
     # and on a float32 CPU run this is exactly the pipeline's arithmetic.
     scale_column = torch.tensor(request.guidance_scales, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
 
-    steps = StepProgress(request.num_inference_steps, len(timesteps), progress)
+    steps = StepProgress(request.num_inference_steps, len(timesteps), progress, on_latents)
     for index, timestep in enumerate(timesteps):
         model_input = torch.cat([latents] * 2) if do_cfg else latents
         if hasattr(scheduler, "scale_model_input"):
@@ -149,7 +168,7 @@ def _denoise(
             if request.guidance_rescale > 0.0:
                 noise_pred = rescale_noise_cfg(noise_pred, noise_text, guidance_rescale=request.guidance_rescale)
         latents = scheduler.step(noise_pred, timestep, latents, **extra_step_kwargs, return_dict=False)[0]
-        steps.iteration_done(index, scheduler)
+        steps.iteration_done(index, scheduler, latents)
         if should_stop():
             raise GenerationInterrupted(f"stopped after step {steps.done}")
 

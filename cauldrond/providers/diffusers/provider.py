@@ -28,7 +28,7 @@ from cauldrond.providers.base import (
     SamplerInfo,
     StopCheck,
 )
-from cauldrond.providers.diffusers import denoise, devices, embeddings, interrupt, loading, oom, samplers
+from cauldrond.providers.diffusers import denoise, devices, embeddings, interrupt, loading, oom, previews, samplers
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class _BatchRun:
     schedule: str
     own_loop: bool  # denoise.run with per-image CFG, else the pipeline's __call__ per CFG value
     progress: oom.SplitProgress
+    engine_progress: ProgressCallback  # as the engine gave it: it may take each step's latents (previews.py)
     should_stop: StopCheck
     info: dict[str, Any]
 
@@ -238,6 +239,7 @@ class DiffusersProvider:
                 schedule=schedule,
                 own_loop=self.use_own_loop and denoise.supports(loaded.pipeline),
                 progress=oom.SplitProgress(progress, len(batch)),
+                engine_progress=progress,
                 should_stop=should_stop,
                 info=self._image_info(loaded, sampler, schedule, probe, uses_eta=uses_eta, eta=first.eta),
             )
@@ -249,8 +251,8 @@ class DiffusersProvider:
             with interrupt.stop_between_blocks(loaded.pipeline, should_stop):
                 for indices in groups:
                     images = oom.run_adaptive(
-                        [batch[index] for index in indices],
-                        functools.partial(self._run_chunk, run),
+                        indices,
+                        functools.partial(self._run_chunk, run, batch),
                         self.batch_limit,
                         pixels=first.width * first.height,
                     )
@@ -259,9 +261,12 @@ class DiffusersProvider:
         assert all(result is not None for result in results)
         return [result for result in results if result is not None]
 
-    def _run_chunk(self, run: _BatchRun, chunk: Sequence[GenerationParams]) -> list[GeneratedImage]:
-        """One denoising call over ``chunk``, with a fresh scheduler: a retried chunk starts from scratch."""
+    def _run_chunk(
+        self, run: _BatchRun, batch: Sequence[GenerationParams], rows: Sequence[int]
+    ) -> list[GeneratedImage]:
+        """One denoising call over ``batch``'s ``rows``, with a fresh scheduler: a retried chunk starts afresh."""
         assert self.device is not None and self.dtype is not None
+        chunk = [batch[row] for row in rows]
         first = chunk[0]
         pipeline = run.loaded.pipeline
         scheduler = samplers.build_scheduler(run.loaded.scheduler_config, run.sampler, run.schedule)
@@ -277,6 +282,7 @@ class DiffusersProvider:
         tracker = devices.PeakMemoryTracker(self.device)
         tracker.reset()
         report = run.progress.chunk(len(chunk))
+        on_latents = previews.chunk_latents(run.engine_progress, pipeline, rows)
 
         def step_done(step: int, total: int) -> None:
             tracker.sample()
@@ -303,7 +309,7 @@ class DiffusersProvider:
                     num_inference_steps=first.steps,
                     eta=first.eta,
                 )
-                images = denoise.run(pipeline, request, step_done, run.should_stop)
+                images = denoise.run(pipeline, request, step_done, run.should_stop, on_latents)
             else:
                 images = pipeline(
                     prompt=[params.prompt for params in chunk],
@@ -316,7 +322,7 @@ class DiffusersProvider:
                     latents=latents,
                     eta=first.eta,
                     clip_skip=clip_skip,
-                    callback_on_step_end=_step_callback(step_done, run.should_stop, first.steps),
+                    callback_on_step_end=_step_callback(step_done, run.should_stop, first.steps, on_latents),
                     output_type="pil",
                 ).images
         except (GenerationInterrupted, ProviderError):
@@ -401,15 +407,15 @@ def _indices_by_cfg(batch: Sequence[GenerationParams]) -> list[list[int]]:
 
 
 def _step_callback(
-    progress: ProgressCallback, should_stop: StopCheck, steps: int
+    progress: ProgressCallback, should_stop: StopCheck, steps: int, latents: previews.ChunkLatents | None = None
 ) -> Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]:
     counted: list[denoise.StepProgress] = []  # made at the first call, when the pipeline knows its iterations
 
     def on_step_end(pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
         # Second-order samplers run more loop iterations (num_timesteps) than steps; count the user's steps.
         if not counted:
-            counted.append(denoise.StepProgress(steps, int(pipeline.num_timesteps), progress))
-        counted[0].iteration_done(step, pipeline.scheduler)
+            counted.append(denoise.StepProgress(steps, int(pipeline.num_timesteps), progress, latents))
+        counted[0].iteration_done(step, pipeline.scheduler, callback_kwargs.get("latents"))
         if should_stop():
             raise GenerationInterrupted(f"stopped after step {counted[0].done}")
         return callback_kwargs
