@@ -30,6 +30,7 @@ from cauldrond.security.files import make_private_database, make_private_dir
 from cauldrond.services import Services
 from cauldrond.store import Store
 from cauldrond.store.recovery import announce, recover
+from cauldrond.web.access import Access
 from cauldrond.web.auth import ensure_token
 from cauldrond.web.frontend import WebFrontend
 
@@ -118,6 +119,7 @@ class Daemon:
             ),
             methods=methods,
             results=ResultsService(store, settings.images_dir, settings.renders_dir),
+            access=Access.for_daemon(settings, token, store),
             recovery=report.to_dict(),
             started_at=time.monotonic(),
             plugin_runtime=runtime,
@@ -143,6 +145,7 @@ class Daemon:
             self.frontend = None
         # Heavy work (imports, grids, analyses) is dropped, not waited for: its threads die with the process.
         services.import_pool.close()
+        services.maintenance_pool.close()  # a backup or verify in progress must not hold the process up
         services.results.close()
         await services.engine.stop()
         self.abandoned_work = services.engine.abandoned_work

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from cauldrond.queue import JobQueue
     from cauldrond.rpc.registry import MethodRegistry
     from cauldrond.store import Store
+    from cauldrond.web.access import Access
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Services:
     experiments: ExperimentService
     methods: MethodRegistry
     results: ResultsService
+    # Who may do what: tokens, pairing and sign-in codes, open connections (web routes and devices.* share it).
+    access: Access
     recovery: dict[str, Any] = field(default_factory=dict)
     started_at: float = 0.0
     # The loaded plugins (status, exporters, importers) and the post-processing runner.
@@ -47,3 +50,5 @@ class Services:
     # Imports from other tools parse untrusted files: two threads of their own, so they never take the threads
     # cheap requests use (grids and analyses have ResultsService's pool).
     import_pool: WorkPool = field(default_factory=lambda: WorkPool("imports", workers=2))
+    # backups.create and images.verify hash and copy every file: threads of their own too.
+    maintenance_pool: WorkPool = field(default_factory=lambda: WorkPool("maintenance", workers=2))

@@ -25,6 +25,15 @@ def test_every_rpc_method_is_in_docs_rpc() -> None:
     assert not missing, f"document these RPC methods in docs/rpc.md: {missing}"
 
 
+def test_the_owners_methods_are_built_in_so_the_check_above_sees_them() -> None:
+    # devices.*, pairing.* and the maintenance methods were once registered by the web frontend only, out of
+    # sight of rpc.describe without it and of the check above.
+    registry = MethodRegistry()
+    register_builtin_methods(registry)
+    owners = {"devices.list", "devices.revoke", "pairing.create_code", "pairing.create_login"}
+    assert owners | {"backups.create", "images.verify"} <= set(registry.names())
+
+
 def command_paths(group: click.Group, prefix: str = "") -> list[str]:
     paths = []
     for name, command in group.commands.items():

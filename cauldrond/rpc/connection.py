@@ -24,6 +24,7 @@ from cauldrond.rpc.protocol import (
     peek_msgid,
 )
 from cauldrond.rpc.redaction import PathRedactor
+from cauldrond.web.auth import LOCAL_CREDENTIAL
 from cauldrond.work_pool import PoolBusy, PoolClosed
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class RpcConnection:
         self._services = services
         self._ws = ws
         self.peer = peer
-        self.credential = credential
+        self.credential = credential if credential is not None else LOCAL_CREDENTIAL
         self._limits = limits if limits is not None else RpcLimits()
         self._outbox: deque[bytes] = deque()
         self._outbox_bytes = 0
@@ -73,7 +74,7 @@ class RpcConnection:
     @property
     def is_local(self) -> bool:
         """The owner's own token (or an in-process caller); paired devices are not local."""
-        return self.credential is None or self.credential.is_local
+        return self.credential.is_local
 
     @property
     def outbox_bytes(self) -> int:
@@ -159,7 +160,7 @@ class RpcConnection:
         self._limits.release()
 
     async def _handle(self, msgid: int, method: str, params: dict[str, Any]) -> None:
-        ctx = RpcContext(self._services, self)
+        ctx = RpcContext(self._services, self, self.credential)
         try:
             result = await self._services.methods.call(ctx, method, params)
             if not self.is_local:

@@ -35,6 +35,16 @@ class TokenRepository:
             )
         return TokenRow.from_row(row) if row is not None else None
 
+    async def find(self, token_hash: str) -> TokenRow | None:
+        """The token with this hash, revoked or not (so a signed-out browser can be told so)."""
+        async with self._database.read() as db:
+            row = await fetch_one(
+                db,
+                f"SELECT {_COLUMNS} FROM tokens WHERE token_hash = ?",  # nosec B608
+                (token_hash,),
+            )
+        return TokenRow.from_row(row) if row is not None else None
+
     async def touch(self, token_id: int) -> None:
         """Record a use. Each call is an fsynced commit: callers should throttle it (e.g. once a minute)."""
         async with self._database.write() as db:

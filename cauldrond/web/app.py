@@ -18,19 +18,22 @@ from cauldrond.rpc.protocol import MAX_FRAME_BYTES
 from cauldrond.services import Services
 from cauldrond.web.access import ACCESS, Access
 from cauldrond.web.app_shell import OPEN_SHELL_ROUTES, add_shell_routes
-from cauldrond.web.auth import Authenticator, Credential
-from cauldrond.web.guards import HostPolicy, same_origin
+from cauldrond.web.auth import Credential
+from cauldrond.web.guards import same_origin
 from cauldrond.web.pairing import PairingRoutes
+from cauldrond.web.sign_in import SignInRoutes
 
 log = logging.getLogger(__name__)
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 CREDENTIAL: web.RequestKey[Credential] = web.RequestKey("credential", Credential)  # aiohttp >= 3.13
 RPC_LIMITS: web.AppKey[RpcLimits] = web.AppKey("rpc_limits", RpcLimits)
-# Routes anyone who reaches the daemon by one of its own names may read: the app shell, the health check and
-# the pairing page with its CA download. Everything else needs the local token or a device token. Matched by the
-# route's canonical name (its pattern), so an open pattern opens exactly the paths it admits.
-OPEN_ROUTES = frozenset({"/healthz", "/pair", "/pair/ca.pem"}) | OPEN_SHELL_ROUTES
+# Routes anyone who reaches the daemon by one of its own names may read: the app shell, the health check,
+# the pairing page with its CA download, a one-time sign-in link and whether this browser is signed in (those
+# check what they are given themselves: web/pairing.py, web/sign_in.py). Everything else needs the local token
+# or a device token. Matched by the route's canonical name (its pattern), so an open pattern opens exactly the
+# paths it admits.
+OPEN_ROUTES = frozenset({"/healthz", "/pair", "/pair/ca.pem", "/login", "/session"}) | OPEN_SHELL_ROUTES
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -94,11 +97,11 @@ async def rpc_socket(request: web.Request) -> web.WebSocketResponse:
         await ws.prepare(request)
         connection = RpcConnection(services, ws, peer=request.remote or "?", limits=limits, credential=credential)
         limits.attach(connection)
-        access.connections.add(ws, connection, credential)
+        access.connections.add(ws, credential)
         try:
             await connection.serve()
         finally:
-            access.connections.remove(ws, connection)
+            access.connections.remove(ws)
     finally:
         limits.closed(connection)
     return ws
@@ -158,18 +161,10 @@ async def metrics_page(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
 
-def default_access(services: Services) -> Access:
-    settings = services.settings
-    return Access(
-        authenticator=Authenticator(services.token, services.store),
-        hosts=HostPolicy([settings.host, settings.lan_host, settings.instance_name]),
-    )
-
-
 def build_app(services: Services, access: Access | None = None) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_FRAME_BYTES)
     app[SERVICES] = services
-    app[ACCESS] = access if access is not None else default_access(services)
+    app[ACCESS] = access if access is not None else services.access
     # One budget for the application, which serves both the loopback and the LAN listener.
     app[RPC_LIMITS] = RpcLimits(
         max_connections=services.settings.max_connections, max_in_flight_total=services.settings.max_rpc_in_flight
@@ -181,5 +176,6 @@ def build_app(services: Services, access: Access | None = None) -> web.Applicati
     app.router.add_get(r"/images/{image_id:\d{1,18}}.png", image_file)
     app.router.add_get(r"/grids/{name:[0-9a-f]{32}}.png", render_file)
     PairingRoutes(app[ACCESS], services.store).add_to(app.router)
+    SignInRoutes(app[ACCESS], services.store).add_to(app.router)
     add_a1111_routes(app, services)
     return app

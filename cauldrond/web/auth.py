@@ -85,6 +85,10 @@ class Credential:
         return self.kind == "local"
 
 
+# What an in-process caller (a test driving RpcConnection directly, a plugin) acts as: the owner.
+LOCAL_CREDENTIAL = Credential("local")
+
+
 class Authenticator:
     def __init__(self, local_token: str, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
         self._local = local_token
@@ -106,6 +110,13 @@ class Authenticator:
             await self._store.tokens.touch(row.id)
         return Credential("device", token_id=row.id, name=row.name, via=via)
 
+    async def was_revoked(self, presented: str) -> bool:
+        """Whether ``presented`` is a device token that existed and was revoked (not merely wrong)."""
+        if len(presented) > 256:
+            return False
+        row = await self._store.tokens.find(hash_token(presented))
+        return row is not None and row.revoked_at is not None
+
     async def authenticate(self, request: web.BaseRequest) -> Credential | None:
         """A Bearer header wins over the cookie: the CLI never sends cookies, browsers never send Bearer."""
         bearer = bearer_token(request)
@@ -119,18 +130,12 @@ class ConnectionRegistry:
 
     def __init__(self) -> None:
         self._open: dict[web.WebSocketResponse, Credential] = {}
-        self._by_connection: dict[object, Credential] = {}
 
-    def add(self, ws: web.WebSocketResponse, connection: object, credential: Credential) -> None:
+    def add(self, ws: web.WebSocketResponse, credential: Credential) -> None:
         self._open[ws] = credential
-        self._by_connection[id(connection)] = credential
 
-    def remove(self, ws: web.WebSocketResponse, connection: object) -> None:
+    def remove(self, ws: web.WebSocketResponse) -> None:
         self._open.pop(ws, None)
-        self._by_connection.pop(id(connection), None)
-
-    def credential_of(self, connection: object) -> Credential | None:
-        return self._by_connection.get(id(connection))
 
     def count(self, token_id: int) -> int:
         return sum(1 for c in self._open.values() if c.token_id == token_id)

@@ -11,12 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from cauldrond.discovery.mdns import Advertiser
-from cauldrond.rpc.methods import devices, maintenance
+from cauldrond.rpc.methods import devices
 from cauldrond.security.tls import TlsMaterial, ensure_local_tls, owner_tls
 from cauldrond.services import Services
 from cauldrond.web.access import Access
 from cauldrond.web.app import build_app
-from cauldrond.web.auth import Authenticator
 from cauldrond.web.guards import HostPolicy, lan_addresses, local_addresses
 
 log = logging.getLogger(__name__)
@@ -26,6 +25,14 @@ def _bound_port(site: web.TCPSite, fallback: int) -> int:
     server: Any = getattr(site, "_server", None)
     sockets = getattr(server, "sockets", None) or []
     return int(sockets[0].getsockname()[1]) if sockets else fallback
+
+
+def loopback_url(host: str, port: int) -> str:
+    """The loopback listener's URL as this machine's browser should open it (sign-in links)."""
+    wildcard = host in ("0.0.0.0", "::", "")  # nosec B104 - a comparison, not a bind
+    if wildcard or host == "localhost":
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _is_loopback(host: str) -> bool:
@@ -46,16 +53,11 @@ def load_tls(services: Services, hosts: HostPolicy) -> TlsMaterial:
 
 class WebFrontend:
     def __init__(self, services: Services) -> None:
-        settings = services.settings
         self.services = services
-        self.access = Access(
-            authenticator=Authenticator(services.token, services.store),
-            hosts=HostPolicy([settings.host, settings.lan_host]),
-        )
+        self.access: Access = services.access
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
         self._advertiser: Advertiser | None = None
-        self._maintenance: maintenance.MaintenanceMethods | None = None
         self.port: int | None = None
         self.lan_port: int | None = None
 
@@ -68,8 +70,6 @@ class WebFrontend:
 
     async def _start(self) -> None:
         services, settings, access = self.services, self.services.settings, self.access
-        devices.register(services.methods, access)
-        self._maintenance = maintenance.register(services.methods, access)
         if settings.lan:
             access.tls = load_tls(services, access.hosts)
         self.app = build_app(services, access)
@@ -79,6 +79,7 @@ class WebFrontend:
         await site.start()
         self.port = _bound_port(site, settings.port)
         access.pair_url = f"http://{settings.host}:{self.port}"
+        access.local_url = loopback_url(settings.host, self.port)
         log.info("cauldrond serving on http://%s:%s", settings.host, self.port)
         if not _is_loopback(settings.host):
             log.warning(
@@ -120,9 +121,6 @@ class WebFrontend:
         )
 
     async def stop(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.close()  # a backup or verify in progress must not hold the process up
-            self._maintenance = None
         if self._advertiser is not None:
             await self._advertiser.stop()
             self._advertiser = None

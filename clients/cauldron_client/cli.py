@@ -23,6 +23,7 @@ from cauldron_client.commands import (
     info,
     lan,
     maintenance,
+    open_app,
     plugins,
     queue,
     run_file,
@@ -119,6 +120,7 @@ cli.add_command(lan.discover)
 cli.add_command(lan.pair)
 cli.add_command(lan.devices)
 cli.add_command(lan.service)
+cli.add_command(open_app.open_app)
 cli.add_command(maintenance.backup)
 images.images.add_command(maintenance.verify)
 experiments.experiments.add_command(maintenance.retry)

@@ -188,6 +188,15 @@ class PinnedClient(Client):
             raise
 
 
+def refusal_message(body: str) -> str:
+    """The message of a JSON refusal from POST /pair (``{"error", "message"}``), or the body as it came."""
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        return body
+    return str(reply["message"]) if isinstance(reply, dict) and "message" in reply else body
+
+
 def pair_with_daemon(
     url: str,
     code: str,
@@ -224,7 +233,7 @@ def pair_with_daemon(
         with urllib.request.urlopen(request, timeout=timeout, context=pinned_context(pem)) as response:  # nosec B310
             reply = json.loads(response.read(65536))
     except urllib.error.HTTPError as exc:
-        detail = exc.read(2048).decode("utf-8", "replace").strip()
+        detail = refusal_message(exc.read(2048).decode("utf-8", "replace").strip())
         raise ConnectionFailed(f"pairing refused (HTTP {exc.code}): {detail}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConnectionFailed(f"pairing with {url} failed: {exc}") from None

@@ -28,8 +28,9 @@ APP_SHELL = {
     "/sw.js",
     "/shell.json",
 }
-OPEN = {"/manifest.webmanifest", "/healthz", "/pair", "/pair/ca.pem"} | APP_SHELL
-LOCAL_ONLY = {"devices.list", "devices.revoke", "pairing.create_code"}
+# /login and /session check what they are given themselves (a one-time code; the caller's own cookie).
+OPEN = {"/manifest.webmanifest", "/healthz", "/pair", "/pair/ca.pem", "/login", "/session"} | APP_SHELL
+LOCAL_ONLY = {"devices.list", "devices.revoke", "pairing.create_code", "pairing.create_login"}
 SAMPLES = ["1", "0" * 32, "a", "x.png"]
 
 

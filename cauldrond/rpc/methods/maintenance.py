@@ -18,8 +18,6 @@ from cauldrond.rpc.protocol import RpcError
 from cauldrond.rpc.registry import MethodRegistry
 from cauldrond.store.backup import BackupError, write_backup
 from cauldrond.store.integrity import ImageFile, check_files, inside
-from cauldrond.web.access import Access
-from cauldrond.work_pool import WorkPool
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +39,19 @@ class VerifyParams(BaseModel):
 
 
 class MaintenanceMethods:
-    def __init__(self, access: Access) -> None:
-        self._access = access
-        # One long-running maintenance task at a time, on threads of its own (never the default executor).
+    def __init__(self) -> None:
+        # One long-running maintenance task at a time, on threads of its own (Services.maintenance_pool, never
+        # the default executor). One registry, so one lock, per daemon.
         self._busy = asyncio.Lock()
-        self._pool = WorkPool("maintenance", workers=2)
-
-    def close(self) -> None:
-        self._pool.close()
 
     async def backup(self, ctx: RpcContext, params: BackupParams) -> dict[str, Any]:
         """Copy the database (SQLite's online backup API) and its image files into ``dest`` on the daemon's
         machine while work goes on; files are hash-checked as they are copied. Local token only."""
-        require_local(self._access, ctx)
+        require_local(ctx)
         settings = ctx.services.settings
         async with self._exclusive("a backup or verify"):
             try:
-                report = await self._pool.run(
+                report = await ctx.services.maintenance_pool.run(
                     write_backup, ctx.services.store.path, settings.images_dir, Path(params.dest), settings.data_dir
                 )
             except BackupError as exc:
@@ -71,11 +65,12 @@ class MaintenanceMethods:
         """Check every image file against its recorded sha256 (or size, with ``quick``) and report the missing and
         altered ones; with ``requeue``, forget those images and generate their jobs again."""
         if params.requeue:
-            require_local(self._access, ctx)
+            require_local(ctx)
         store, images_dir = ctx.services.store, ctx.services.settings.images_dir
         async with self._exclusive("a backup or verify"):
             files = await store.images.files()
-            states = await check_files(images_dir, files, full=not params.quick, run=self._pool.run, workers=2)
+            pool = ctx.services.maintenance_pool
+            states = await check_files(images_dir, files, full=not params.quick, run=pool.run, workers=2)
         bad = [(image, state) for image, state in zip(files, states, strict=True) if state != "ok"]
         requeued = [await self._requeue(ctx, image, state) for image, state in bad] if params.requeue else []
         return {
@@ -117,8 +112,7 @@ def _listed(images: Iterable[ImageFile]) -> list[dict[str, Any]]:
     ]
 
 
-def register(registry: MethodRegistry, access: Access) -> MaintenanceMethods:
-    methods = MaintenanceMethods(access)
+def register(registry: MethodRegistry) -> None:
+    methods = MaintenanceMethods()
     registry.register("backups.create", BackupParams, methods.backup)
     registry.register("images.verify", VerifyParams, methods.verify)
-    return methods
