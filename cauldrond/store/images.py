@@ -61,13 +61,10 @@ class ImageRepository:
     async def _set(self, image_id: int, column: str, value: int | None) -> ImageRow | None:
         if column not in ("favorite", "rating"):
             raise StoreError(f"no such mark {column!r}")
+        # `column` is one of the two constants checked above; the values are placeholders.
+        query = f"UPDATE images SET {column} = ? WHERE id = ? RETURNING *"  # nosec B608
         async with self._database.write() as db:
-            # `column` is one of the two constants checked above; the values are placeholders.
-            row = await fetch_one(
-                db,
-                f"UPDATE images SET {column} = ? WHERE id = ? RETURNING *",
-                (value, int(image_id)),  # nosec B608
-            )
+            row = await fetch_one(db, query, (value, int(image_id)))
         return ImageRow.from_row(row) if row is not None else None
 
     async def files(self) -> list[ImageFile]:

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from cauldrond.a1111 import PREFIX as A1111_PREFIX
 from cauldrond.a1111.auth import a1111_guard
 from cauldrond.a1111.routes import add_a1111_routes
+from cauldrond.media.trash import png_path
 from cauldrond.metrics import LiveSources
 from cauldrond.rpc.connection import RpcConnection
 from cauldrond.rpc.limits import RpcLimits
@@ -22,6 +23,7 @@ from cauldrond.web.auth import Credential
 from cauldrond.web.guards import same_origin
 from cauldrond.web.pairing import PairingRoutes
 from cauldrond.web.sign_in import SignInRoutes
+from cauldrond.web.thumbs import ThumbnailRoute
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +116,9 @@ async def image_file(request: web.Request) -> web.StreamResponse:
     row = await services.store.images.get(image_id)
     if row is None:
         raise web.HTTPNotFound(text=f"no image {image_id}")
-    path = services.settings.images_dir / row.path
-    if not path.is_file():
+    # A trashed image is still served, from the trash (media/trash.py), until the trash is emptied.
+    path = png_path(services.settings.images_dir, row.path, trashed=row.deleted_at is not None)
+    if path is None or not path.is_file():
         raise web.HTTPNotFound(text=f"image {image_id} is missing on disk")
     return web.FileResponse(
         path, headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=31536000, immutable"}
@@ -175,6 +178,7 @@ def build_app(services: Services, access: Access | None = None) -> web.Applicati
     app.router.add_get("/rpc", rpc_socket)
     app.router.add_get(r"/images/{image_id:\d{1,18}}.png", image_file)
     app.router.add_get(r"/grids/{name:[0-9a-f]{32}}.png", render_file)
+    ThumbnailRoute(services).add_to(app)
     PairingRoutes(app[ACCESS], services.store).add_to(app.router)
     SignInRoutes(app[ACCESS], services.store).add_to(app.router)
     add_a1111_routes(app, services)

@@ -190,3 +190,30 @@ async def test_prompt_history_counts_uses_searches_and_survives_reopening(tmp_pa
         assert len(await store.prompts.history(words=[], limit=1)) == 1
     finally:
         await store.close()
+
+
+async def test_tag_and_word_filters_read_the_annotations(tmp_path: Path) -> None:
+    path = tmp_path / "cauldron.sqlite3"
+    await (await Store.open(path)).close()
+    insert_images(path, [{"experiment_id": 1, "params": {"model": "m"}} for _ in range(5)])
+    store = await Store.open(path)
+    try:
+        await store.annotations.save(1, "tagger", {"tags": "cat, dog", "caption": "A cat on a red sofa"})
+        await store.annotations.save(2, "tagger", {"tags": "category, Cat ", "caption": "a chart"})
+        await store.annotations.save(3, "tagger", {"tags": "category", "caption": "a red cat"})
+        await store.annotations.save(4, "tagger", {"tags": "cat"})
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE images SET deleted_at = 't' WHERE id = 4")
+
+        async def listed(**fields: Any) -> list[int]:
+            rows = await store.images.gallery(GalleryFilter(**fields), limit=10, after_id=None, newest=False)
+            return [row.id for row in rows]
+
+        # A tag is a whole entry of the comma list, any case: "category" is not "cat"; 4 is in the trash.
+        assert await listed(tag="cat") == [1, 2]
+        assert await listed(tag="category") == [2, 3]
+        assert await listed(words=("red", "CAT")) == [1, 3]
+        assert await listed(words=("red",), tag="cat") == [1]
+        assert await listed(words=("sofa", "chart")) == []
+    finally:
+        await store.close()

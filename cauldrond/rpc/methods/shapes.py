@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from cauldrond.media.trash import png_path
 from cauldrond.queue import QueuedJob
 from cauldrond.services import Services
 from cauldrond.store import ExperimentRow, ImageRow
@@ -34,7 +35,10 @@ def experiment_summary_shape(row: ExperimentRow) -> dict[str, Any]:
 def image_shape(services: Services, row: ImageRow) -> dict[str, Any]:
     shape = row.to_dict()
     shape["url"] = f"/images/{row.id}.png"
-    shape["file"] = str(services.settings.images_dir / row.path)
+    shape["thumb_url"] = f"/thumbs/256/{row.id}.webp"
+    # A trashed image's file is in the trash (media/trash.py) until it is restored or the trash is emptied.
+    file = png_path(services.settings.images_dir, row.path, trashed=row.deleted_at is not None)
+    shape["file"] = str(file if file is not None else services.settings.images_dir / row.path)
     return shape
 
 
