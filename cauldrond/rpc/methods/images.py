@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cauldrond.engine import replay
 from cauldrond.rpc.context import RpcContext
-from cauldrond.rpc.methods import gallery, trash
 from cauldrond.rpc.methods.gallery import gallery_item
 from cauldrond.rpc.methods.plugins import MAX_SEARCH_WORDS
 from cauldrond.rpc.methods.shapes import AfterId, RowId, experiment_shape, image_shape
@@ -124,8 +123,5 @@ async def rerun(ctx: RpcContext, params: RerunParams) -> dict[str, Any]:
 
 def register(registry: MethodRegistry) -> None:
     registry.register("images.list", ListParams, list_images)
-    # The gallery's marks and the trash are methods on images too (gallery.py, trash.py).
-    gallery.register(registry)
-    trash.register(registry)
     registry.register("images.get", GetParams, get)
     registry.register("images.rerun", RerunParams, rerun)
