@@ -34,6 +34,11 @@ MESSAGE_PAGE = """<!doctype html>
 <title>{title} - Shadow Cauldron</title></head>
 <body><h1>{title}</h1><p>{message}</p></body></html>"""
 # The code is in the URL: no page it leads to may learn it from a Referer header.
+# A link opened by the user (typed, or handed to the browser by `cauldronctl open`) is "none"; one a page made
+# the browser request is "cross-site"/"same-site". Such requests are refused before the lockout counts them, so
+# a site the owner visits cannot lock this machine out by requesting /login?code=WRONG (browsers that send no
+# Sec-Fetch-Site fall back to the lockout alone).
+FOREIGN_FETCH_SITES = frozenset({"cross-site", "same-site"})
 LOGIN_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
@@ -60,6 +65,8 @@ class SignInRoutes:
     async def login(self, request: web.Request) -> web.Response:
         """Redeem ``?code=``: a device token and its cookie, then 303 to the app. Refusals create nothing."""
         access = self._access
+        if request.headers.get("Sec-Fetch-Site", "").lower() in FOREIGN_FETCH_SITES:
+            return message_page(403, "Not signed in", "Open the sign-in link directly, not from another site.")
         address = request.remote or "?"
         wait = lockout_seconds(access, address)
         if wait:

@@ -120,7 +120,7 @@ async def test_a_login_link_signs_a_browser_in_once(daemon: Daemon) -> None:
     assert len(await token_rows(daemon)) == 1
 
 
-async def test_wrong_and_expired_links_create_nothing_and_count_toward_the_lockout(daemon: Daemon) -> None:
+async def test_wrong_expired_and_foreign_links_create_nothing(daemon: Daemon) -> None:
     base = url_of(daemon)
     status, _, page, set_cookies = await get(f"{base}/login?code=WRONG234")
     assert status == 403 and "not valid" in page and set_cookies == []
@@ -134,8 +134,20 @@ async def test_wrong_and_expired_links_create_nothing_and_count_toward_the_locko
     status, _, page, set_cookies = await get(link)
     assert status == 403 and "expired" in page and set_cookies == []
     assert await token_rows(daemon) == []
+    logins.clock = lambda: now
 
-    # Five refusals so far would be the limit: two more wrong ones, then even a fresh, valid link is refused.
+    # A request another site's page made (a hidden <img>, say) is refused before it counts, and leaves a live
+    # code live, so no site the owner visits can lock this machine out or spend a link.
+    live = (await local(daemon, "pairing.create_login"))["link"]
+    for site in ("cross-site", "same-site"):
+        status, _, page, set_cookies = await get(live, headers={"Sec-Fetch-Site": site})
+        assert status == 403 and "directly" in page and set_cookies == []
+    assert access_of(daemon).limiter.attempts_left("127.0.0.1") == 2
+    status, _, _, set_cookies = await get(live, headers={"Sec-Fetch-Site": "none"})  # as a browser opens it
+    assert status == 303 and cookie_value(set_cookies)
+    assert len(await token_rows(daemon)) == 1
+
+    # Three refusals so far; five is the limit: two more wrong ones, then even a fresh, valid link is refused.
     for _ in range(2):
         status, _, _, _ = await get(f"{base}/login?code=WRONG234")
         assert status == 403
@@ -145,7 +157,7 @@ async def test_wrong_and_expired_links_create_nothing_and_count_toward_the_locko
     # Wrong pairing codes share the lockout.
     status, headers, reply = await post_pair(base, {"code": "ANYCODE2", "device_name": "x"})
     assert status == 429 and reply["error"] == "locked_out" and reply["retry_after_s"] == int(headers["Retry-After"])
-    assert await token_rows(daemon) == []
+    assert len(await token_rows(daemon)) == 1  # only the browser signed in above
 
 
 async def test_session_reports_each_state_and_nothing_else(daemon: Daemon) -> None:
