@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cauldrond.config import Settings
 from cauldrond.engine import Engine
+from cauldrond.engine.previews import PreviewService
 from cauldrond.events import EventBus
 from cauldrond.experiments.results import ResultsService
 from cauldrond.experiments.service import ExperimentService
@@ -83,6 +84,9 @@ class Daemon:
             events.tap(metrics.observe_event)
             events.tap(log_job_event)
             await announce(report, store, events)
+            previews = PreviewService(
+                events, every_steps=settings.preview_every_steps, max_per_s=settings.preview_max_per_s
+            )
             engine = Engine(
                 store=store,
                 queue=queue,
@@ -93,6 +97,7 @@ class Daemon:
                 on_image=postprocess.submit,
                 database_path=settings.database_path,
                 min_free_disk_mb=settings.min_free_disk_mb,
+                previews=previews,
             )
             await engine.start()
         except BaseException:
@@ -119,6 +124,7 @@ class Daemon:
             ),
             methods=methods,
             results=ResultsService(store, settings.images_dir, settings.renders_dir),
+            previews=previews,
             access=Access.for_daemon(settings, token, store),
             recovery=report.to_dict(),
             started_at=time.monotonic(),

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from cauldrond.config import Settings
     from cauldrond.engine import Engine
+    from cauldrond.engine.previews import PreviewService
     from cauldrond.events import EventBus
     from cauldrond.experiments.results import ResultsService
     from cauldrond.experiments.service import ExperimentService
@@ -38,6 +39,8 @@ class Services:
     experiments: ExperimentService
     methods: MethodRegistry
     results: ResultsService
+    # Live step previews: want_for(seconds), latest(job_id=None), frames_made (see engine/previews.py).
+    previews: PreviewService
     # Who may do what: tokens, pairing and sign-in codes, open connections (web routes and devices.* share it).
     access: Access
     recovery: dict[str, Any] = field(default_factory=dict)

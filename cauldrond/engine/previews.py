@@ -71,7 +71,8 @@ class PreviewService:
     - ``latest(job_id=None) -> PreviewFrame | None``: the last frame made (of that job, when given), with
       ``job_id, experiment_id, step, total, mime ("image/webp"), width, height, image (bytes), ts``; None when
       none was made. Frames stay after their job ends; compare ``job_id`` with the running jobs.
-    - ``frames_made``: how many frames were projected and encoded since start (work done, published or not).
+    - ``frames_made``: how many frames were projected and encoded since start (work done, published or not);
+      ``frame_seconds``: the worker thread's time spent making them.
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class PreviewService:
         self._by_job: OrderedDict[int, PreviewFrame] = OrderedDict()
         self._made_lock = threading.Lock()
         self.frames_made = 0
+        self.frame_seconds = 0.0
 
     def want_for(self, seconds: float) -> None:
         until = self.clock() + min(max(0.0, seconds), MAX_INTEREST_S)
@@ -122,9 +124,10 @@ class PreviewService:
         positions = dict(enumerate(jobs)) if replay is None else {replay.index: jobs[0]}
         return BatchPreviews(self, progress, positions, loop)
 
-    def _count_made(self) -> None:
+    def _count_made(self, seconds: float) -> None:
         with self._made_lock:
             self.frames_made += 1
+            self.frame_seconds += seconds
 
     def _deliver(self, frame: PreviewFrame) -> None:
         """On the loop: keep the frame and publish it."""
@@ -179,10 +182,11 @@ class BatchPreviews:
             self._loop.call_soon_threadsafe(self._service._deliver, frame)
 
     def _make(self, job: QueuedJob, step: int, total: int, latent: Any, family: str) -> PreviewFrame:
+        started = time.perf_counter()
         values = latent.detach().float().cpu().numpy()
         rgb = previews.project(values, previews.FAMILIES.get(family, previews.SD1))
         data, width, height = previews.encode_webp(rgb)
-        self._service._count_made()
+        self._service._count_made(time.perf_counter() - started)
         return PreviewFrame(
             job_id=job.job_id,
             experiment_id=job.experiment_id,
