@@ -63,6 +63,11 @@ class PairingCodes:
         # Codes that can never be redeemed again -> (why, forget at); oldest first.
         self._dead: dict[str, tuple[Literal["expired", "used"], float]] = {}
 
+    @property
+    def remembered(self) -> int:
+        """How many dead (used or expired) codes are kept to tell them apart from wrong ones."""
+        return len(self._dead)
+
     def create(self) -> tuple[str, float]:
         """A new code and its lifetime in seconds."""
         self._expire()
@@ -238,7 +243,7 @@ class PairingRoutes:
         # this plain form otherwise.
         app_page = shell_file("index.html")
         if app_page is not None:
-            return file_response(app_page)
+            return file_response(request, app_page)
         tls = self._access.tls
         text = _page(request.query.get("code", ""), tls.fingerprint if tls is not None else None)
         return web.Response(text=text, content_type="text/html", headers={"Cache-Control": "no-store"})
