@@ -17,6 +17,7 @@ from cauldron_client import __version__
 from cauldron_client.commands import (
     analysis,
     experiments,
+    gallery,
     generate,
     images,
     imports,
@@ -123,6 +124,11 @@ cli.add_command(lan.service)
 cli.add_command(open_app.open_app)
 cli.add_command(maintenance.backup)
 images.images.add_command(maintenance.verify)
+# The gallery's marks and the trash act on images; the trash and the prompt history are nouns of their own.
+for command in (gallery.favorite, gallery.rate, gallery.delete, gallery.restore):
+    images.images.add_command(command)
+cli.add_command(gallery.trash)
+cli.add_command(gallery.prompts)
 experiments.experiments.add_command(maintenance.retry)
 
 
