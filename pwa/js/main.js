@@ -1,10 +1,13 @@
-// The app's root: find out whether this browser is signed in, then either the pair screen or the app with its
-// screens, navigation, connection banner and in-app messages.
-import { html, render, useEffect, useState, LocationProvider, Router, Route, useLocation } from './lib.js';
+// The app's root: find out whether this browser is signed in (/session), then the pair screen, the signed-out
+// screen, the offline shell (the daemon is unreachable: retrying) or the app with its screens, navigation,
+// connection banner, notifications and in-app messages.
+import { html, render, useCallback, useEffect, useState, LocationProvider, Router, Route, useLocation } from './lib.js';
 import { RpcClient } from './rpc.js';
-import { RpcContext, ToastHost, APP_EVENT_TYPES, useConnectionState } from './store.js';
-import { fetchSession } from './session.js';
+import { RpcContext, ToastHost, APP_EVENT_TYPES, useConnectionState, useRpc } from './store.js';
+import { fetchSession, onWake } from './session.js';
 import { reconnectDelay } from './backoff.js';
+import { registerServiceWorker, forgetCachedThumbnails } from './service_worker.js';
+import { NotifyControl, useExperimentNotifications } from './notify.js';
 import { PairScreen } from './screens/pair.js';
 import { SignedOutScreen } from './screens/signed_out.js';
 import { NowScreen } from './screens/now.js';
@@ -35,19 +38,35 @@ function Navigation() {
     </nav>`;
 }
 
-function ConnectionBanner() {
-  const state = useConnectionState();
-  if (state === 'open' || state === 'signed-out') return null;
-  const text = state === 'connecting' ? 'Connecting to the daemon…' : 'The daemon is unreachable. Retrying…';
-  return html`<div class="banner" role="status" data-connection=${state}>${text}</div>`;
+function Topbar({ children }) {
+  return html`<header class="topbar"><a href="/" class="brand">Shadow Cauldron</a>
+    <span class="topbar-end">${children}</span></header>`;
 }
 
-function SignedIn({ rpc }) {
+function UnreachableBanner({ onRetry }) {
+  return html`<div class="banner row" role="status" data-connection="closed">
+    <span class="banner-text">The daemon is unreachable. Retrying…</span>
+    <button type="button" class="secondary" onClick=${onRetry}>Retry now</button>
+  </div>`;
+}
+
+function ConnectionBanner() {
+  const rpc = useRpc();
   const state = useConnectionState();
-  if (state === 'signed-out') return html`<${SignedOutScreen} />`;
+  if (state === 'open' || state === 'signed-out') return null;
+  // Before the first connection "connecting"; after a drop the retries alternate connecting/closed, and the
+  // banner keeps saying what matters: unreachable, retrying.
+  if (state === 'connecting' && !rpc.lastClose) {
+    return html`<div class="banner" role="status" data-connection="connecting">Connecting to the daemon…</div>`;
+  }
+  return html`<${UnreachableBanner} onRetry=${() => rpc.reconnectNow()} />`;
+}
+
+function SignedIn() {
+  useExperimentNotifications();
   return html`
     <div class="app">
-      <header class="topbar"><a href="/" class="brand">Shadow Cauldron</a></header>
+      <${Topbar}><${NotifyControl} /><//>
       <${ConnectionBanner} />
       <main id="main" class="content">
         <${Router}>
@@ -64,41 +83,96 @@ function SignedIn({ rpc }) {
     </div>`;
 }
 
-function App() {
-  const [session, setSession] = useState(undefined); // undefined: asking; null: daemon unreachable
-  const [rpc, setRpc] = useState(null);
+// Outside the signed-in app: the same top bar, one screen, no navigation (nothing else can be shown).
+function Standalone({ children }) {
+  return html`<div class="app app-standalone"><${Topbar} />${children}</div>`;
+}
+
+// /session, asked again with backoff while the daemon is unreachable and at once when the device wakes up.
+// `null`: unreachable (the offline shell); `undefined`: not asked yet.
+function useSession() {
+  const [session, setSession] = useState(undefined);
+  const refresh = useCallback(async () => {
+    const found = await fetchSession();
+    // A signed-in app that loses the daemon keeps its screens (with the banner) rather than going blank.
+    setSession((old) => (found === null && old ? old : found));
+    return found;
+  }, []);
   useEffect(() => {
     let attempt = 0;
     let timer = null;
+    let stopped = false;
     const ask = async () => {
-      const found = await fetchSession();
-      setSession(found);
+      clearTimeout(timer);
+      const found = await refresh();
+      if (stopped) return;
       if (found === null) timer = setTimeout(ask, reconnectDelay(attempt++));
+      else attempt = 0;
     };
     ask();
-    return () => clearTimeout(timer);
-  }, []);
+    const off = onWake(ask);
+    return () => { stopped = true; clearTimeout(timer); off(); };
+  }, [refresh]);
+  return [session, refresh];
+}
+
+function Root() {
+  const { path, route } = useLocation();
+  const [session, refresh] = useSession();
+  const [rpc, setRpc] = useState(null);
+  const [revoked, setRevoked] = useState(false);
+  const signedIn = Boolean(session && session.signed_in);
   useEffect(() => {
-    if (!session || !session.signed_in) return undefined;
+    if (!signedIn) return undefined;
     const client = new RpcClient().start();
     client.subscribe(APP_EVENT_TYPES);
-    const wake = () => client.reconnectNow();
-    window.addEventListener('online', wake);
-    document.addEventListener('visibilitychange', () => document.visibilityState === 'visible' && wake());
+    const offState = client.onState((state) => {
+      if (state === 'signed-out') setRevoked(true);
+      // A socket refused at the upgrade (revoked while this device was away) closes without a reason; /session
+      // tells a revoked device from an unreachable daemon.
+      if (state === 'closed') refresh();
+    });
+    const offWake = onWake(() => client.reconnectNow());
     setRpc(client);
-    return () => { window.removeEventListener('online', wake); client.stop(); };
-  }, [session && session.signed_in]);
+    return () => { offState(); offWake(); client.stop(); setRpc(null); };
+  }, [signedIn]);
+  const signedOut = revoked || Boolean(session && session.signed_out);
+  useEffect(() => {
+    if (signedOut) forgetCachedThumbnails();
+  }, [signedOut]);
 
-  let body;
-  if (session === undefined) body = html`<main class="content"><p class="muted">Starting…</p></main>`;
-  else if (session === null) {
-    body = html`<main class="content"><div class="banner" role="status" data-connection="closed">
-      The daemon is unreachable. Retrying…</div></main>`;
-  } else if (session.signed_out) body = html`<${SignedOutScreen} />`;
-  else if (!session.signed_in) body = html`<${PairScreen} session=${session} onPaired=${() => fetchSession().then(setSession)} />`;
-  else if (rpc) body = html`<${RpcContext.Provider} value=${rpc}><${SignedIn} rpc=${rpc} /><//>`;
-  else body = null;
-  return html`<${LocationProvider}><${ToastHost}>${body}<//><//>`;
+  const paired = async () => {
+    setRevoked(false);
+    await refresh();
+    route('/');
+  };
+  if (session === undefined) {
+    return html`<${Standalone}><main class="content"><p class="muted">Starting…</p></main><//>`;
+  }
+  if (session === null) {
+    return html`<${Standalone}><${UnreachableBanner} onRetry=${refresh} />
+      <main id="main" class="content"><section class="screen stack offline">
+        <h1>Waiting for the daemon</h1>
+        <p>This device cannot reach the Shadow Cauldron daemon right now: check the Wi-Fi, or that the daemon's machine
+          is on. The app keeps trying and opens by itself once the daemon answers.</p>
+      </section></main><//>`;
+  }
+  if (path === '/pair') {
+    return html`<${Standalone}><main id="main" class="content">
+      <${PairScreen} session=${revoked ? { ...session, signed_in: false } : session} onPaired=${paired} /></main><//>`;
+  }
+  if (signedOut) return html`<${Standalone}><main id="main" class="content"><${SignedOutScreen} /></main><//>`;
+  if (!signedIn) {
+    return html`<${Standalone}><main id="main" class="content">
+      <${PairScreen} session=${session} onPaired=${paired} /></main><//>`;
+  }
+  if (!rpc) return null;
+  return html`<${RpcContext.Provider} value=${rpc}><${SignedIn} /><//>`;
+}
+
+function App() {
+  return html`<${LocationProvider}><${ToastHost}><${Root} /><//><//>`;
 }
 
 render(html`<${App} />`, document.getElementById('root'));
+registerServiceWorker();

@@ -9,3 +9,16 @@ export async function fetchSession() {
     return null;
   }
 }
+
+// Run `wake` when the device comes back: the network returns or the page is shown again (a phone unlocked).
+export function onWake(wake) {
+  const visible = () => {
+    if (document.visibilityState === 'visible') wake();
+  };
+  window.addEventListener('online', wake);
+  document.addEventListener('visibilitychange', visible);
+  return () => {
+    window.removeEventListener('online', wake);
+    document.removeEventListener('visibilitychange', visible);
+  };
+}
