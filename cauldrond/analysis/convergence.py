@@ -27,26 +27,12 @@ import numpy.typing as npt
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from cauldrond.params import param_names
 from cauldrond.sampler_names import AUTOMATIC, a1111_sampler_name, sampler_name_of
 
 Metric = Literal["mad", "ssim"]
 METRICS: tuple[Metric, ...] = ("mad", "ssim")
 DEFAULT_THRESHOLDS: dict[Metric, float] = {"mad": 0.02, "ssim": 0.05}
-
-# Everything in GenerationParams except steps: images sharing these form one series.
-SERIES_FIELDS = (
-    "prompt",
-    "negative_prompt",
-    "model",
-    "sampler",
-    "schedule",
-    "cfg_scale",
-    "seed",
-    "width",
-    "height",
-    "clip_skip",
-    "eta",
-)
 
 ImageSource = Image.Image | str | Path
 Record = Mapping[str, Any]
@@ -211,8 +197,13 @@ def converged_at(points: Iterable[tuple[int, float]], threshold: float) -> int |
     return answer
 
 
+def series_fields() -> tuple[str, ...]:
+    """Every generation param but steps (params.py, read at each call): images sharing these form one series."""
+    return tuple(name for name in param_names() if name != "steps")
+
+
 def series_key(params: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(params.get(name) for name in SERIES_FIELDS)
+    return tuple(params.get(name) for name in series_fields())
 
 
 def group_series(records: Iterable[Record]) -> tuple[list[list[Record]], list[int]]:
@@ -303,7 +294,7 @@ def measure_series(records: Sequence[Record], load: Loader, metric: Metric, thre
         )
     reference_steps = int(reference["params"]["steps"])
     points.append(SeriesPoint(steps=reference_steps, image_id=int(reference["id"]), distance_mad=0.0, ssim=1.0))
-    params = {name: reference["params"].get(name) for name in SERIES_FIELDS}
+    params = {name: reference["params"].get(name) for name in series_fields()}
     return Series(
         params=params,
         reference_image_id=int(reference["id"]),

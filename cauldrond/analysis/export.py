@@ -16,44 +16,33 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from cauldrond.params import export_columns
 from cauldrond.sampler_names import sampler_name_of
 
 Record = Mapping[str, Any]
 
-PARAM_COLUMNS = (
-    "prompt",
-    "negative_prompt",
-    "model",
-    "sampler",
-    "schedule",
-    "steps",
-    "cfg_scale",
-    "seed",
-    "width",
-    "height",
-    "clip_skip",
-    "eta",
-)
 # The sampler and schedule as one name, as A1111 writes it ("DPM++ 2M Karras"): what a reader filters on.
 LABEL_COLUMNS = ("a1111_sampler",)
 # Facts about how an image was made that a reader needs to reproduce it, from the image's metadata.
 METADATA_COLUMNS = ("model_hash", "device", "dtype")
 ANALYSIS_COLUMNS = ("reference_image_id", "distance_mad", "distance_ssim")
-COLUMNS = (
-    "image_id",
-    "job_id",
-    "experiment_id",
-    *PARAM_COLUMNS,
-    *LABEL_COLUMNS,
-    *METADATA_COLUMNS,
-    "sha256",
-    "path",
-    "size_bytes",
-    "wall_time_s",
-    "peak_memory_bytes",
-    "created_at",
-    *ANALYSIS_COLUMNS,
-)
+FILE_COLUMNS = ("sha256", "path", "size_bytes", "wall_time_s", "peak_memory_bytes", "created_at")
+
+
+def param_columns() -> tuple[str, ...]:
+    """A column per generation param, as params.py declares them (read at each call, never copied here)."""
+    return tuple(column for column, _name in export_columns())
+
+
+def columns() -> tuple[str, ...]:
+    """Every known column in its fixed order."""
+    ids = ("image_id", "job_id", "experiment_id")
+    return (*ids, *param_columns(), *LABEL_COLUMNS, *METADATA_COLUMNS, *FILE_COLUMNS, *ANALYSIS_COLUMNS)
+
+
+# The columns of GenerationParams as declared, for callers that want a constant.
+PARAM_COLUMNS = param_columns()
+COLUMNS = columns()
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -77,6 +66,7 @@ def export_rows(records: Iterable[Record], analysis: Mapping[str, Any] | None = 
     become ``param.NAME`` columns. With ``analysis``, every row gets the analysis columns (empty for images in
     no convergence series)."""
     figures = image_figures(analysis) if analysis is not None else None
+    param_to_column = {name: column for column, name in export_columns()}
     rows: list[dict[str, Any]] = []
     for record in records:
         params = record.get("params") or {}
@@ -86,14 +76,14 @@ def export_rows(records: Iterable[Record], analysis: Mapping[str, Any] | None = 
             "job_id": record.get("job_id"),
             "experiment_id": record.get("experiment_id"),
         }
-        row.update({name: params.get(name) for name in PARAM_COLUMNS})
+        row.update({column: params.get(name) for name, column in param_to_column.items()})
         row["a1111_sampler"] = sampler_name_of(params) if params.get("sampler") is not None else None
         row.update({name: metadata.get(name) for name in METADATA_COLUMNS})
-        for name in ("sha256", "path", "size_bytes", "wall_time_s", "peak_memory_bytes", "created_at"):
+        for name in FILE_COLUMNS:
             row[name] = record.get(name)
         if figures is not None:
             row.update(figures.get(int(record["id"]), dict.fromkeys(ANALYSIS_COLUMNS)))
-        for name in sorted(set(params) - set(PARAM_COLUMNS)):
+        for name in sorted(set(params) - set(param_to_column)):
             row[f"param.{name}"] = params[name]
         rows.append(row)
     return rows
@@ -102,7 +92,8 @@ def export_rows(records: Iterable[Record], analysis: Mapping[str, Any] | None = 
 def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The known columns in their fixed order, then any others sorted by name."""
     present = {name for row in rows for name in row}
-    return [name for name in COLUMNS if name in present] + sorted(present - set(COLUMNS))
+    known = columns()
+    return [name for name in known if name in present] + sorted(present - set(known))
 
 
 def neutralise(value: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from cauldrond.importers.infotext import Infotext, parse_infotext
+from cauldrond.params import InfotextEntry, infotext_entries
 from cauldrond.plugins.interfaces import IgnoredField, Imported
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -80,14 +81,14 @@ IGNORED_PREFIXES: dict[str, str] = {
 NO_SUCH_SETTING = "cauldron has no such setting"
 
 
-# Infotext key -> (params field, conversion from text).
-MAPPED: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "Steps": ("steps", int),
-    "CFG scale": ("cfg_scale", float),
-    "Seed": ("seed", int),
-    "Model": ("model", str),
-    "Clip skip": ("clip_skip", int),
-}
+# Params whose A1111 reading is more than their label: legacy sampler names carry a schedule, and A1111's "Eta"
+# is the ancestral samplers' (its DDIM eta is "Eta DDIM"); see infotext_to_params.
+READ_HERE = frozenset({"sampler", "schedule", "eta"})
+
+
+def mapped_entries() -> list[InfotextEntry]:
+    """The infotext labels params.py declares that map straight to params (read at each call)."""
+    return [entry for entry in infotext_entries() if not READ_HERE & set(entry.names)]
 
 
 def import_a1111(content: bytes, filename: str) -> Imported:
@@ -133,9 +134,9 @@ def infotext_to_params(info: Infotext) -> Imported:
     params: dict[str, Any] = {"prompt": info.prompt, "negative_prompt": info.negative_prompt}
     notes: list[str] = []
     ignored: list[IgnoredField] = []
-    for key, (name, convert) in MAPPED.items():
-        if key in fields:
-            params[name] = _converted(key, fields.pop(key), convert)
+    for entry in mapped_entries():
+        if entry.label in fields:
+            params.update(_entry_values(entry, fields.pop(entry.label)))
     sampler = fields.pop("Sampler", None)
     schedule = fields.pop("Schedule type", AUTOMATIC)
     if sampler is not None:
@@ -146,9 +147,6 @@ def infotext_to_params(info: Infotext) -> Imported:
             notes.append("A1111's Uniform schedule is cauldron's Automatic")
     else:
         notes.append("no Sampler field: the default sampler is used")
-    size = fields.pop("Size", None)
-    if size is not None:
-        params["width"], params["height"] = _size(size)
     if fields.get("Version", "").startswith("cauldron-"):
         # Our own PNGs write cauldron's eta as "Eta", and draw their noise as cauldron does.
         if "Eta" in fields:
@@ -185,11 +183,16 @@ def _converted(key: str, value: str, convert: Callable[[str], Any]) -> Any:
         raise ValueError(f"{key}: {value!r} is not a valid value") from None
 
 
-def _size(value: str) -> tuple[int, int]:
-    width, sep, height = value.partition("x")
-    if not (sep and width.isdigit() and height.isdigit()):
-        raise ValueError(f"Size: {value!r} is not WIDTHxHEIGHT")
-    return int(width), int(height)
+def _entry_values(entry: InfotextEntry, value: str) -> dict[str, Any]:
+    """A label's text as its fields' values; a label of several fields is "x"-joined ("Size: 512x768")."""
+    parts = value.split("x") if len(entry.fields) > 1 else [value]
+    if len(parts) != len(entry.fields):
+        shape = "x".join(name.upper() for name in entry.names)
+        raise ValueError(f"{entry.label}: {value!r} is not {shape}")
+    return {
+        field.name: _converted(entry.label, part.strip() if len(parts) > 1 else part, field.type)
+        for field, part in zip(entry.fields, parts, strict=True)
+    }
 
 
 def _eta(fields: dict[str, str], params: dict[str, Any], ignored: list[IgnoredField]) -> None:

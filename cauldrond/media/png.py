@@ -25,6 +25,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 import cauldrond
+from cauldrond.params import InfotextEntry, ParamField, infotext_entries
 
 TEMP_PREFIX = ".tmp-"
 PNG_SUFFIX = ".png"
@@ -128,33 +129,38 @@ def _quoted(value: str) -> str:
     return json.dumps(value, ensure_ascii=False) if any(c in value for c in ',:\n"') else value
 
 
+def _formatted(field: ParamField, value: Any) -> str:
+    if field.type is float:
+        return _number(float(value))
+    if field.type is int:
+        return str(int(value))
+    return _quoted(str(value))
+
+
+def _infotext_value(entry: InfotextEntry, params: Mapping[str, Any], info: Mapping[str, Any]) -> str:
+    parts = []
+    for field in entry.fields:
+        value = params.get(field.name, field.default)
+        if field.name == "model":
+            value = info.get("model") or value  # the model as the provider named what it loaded
+        parts.append(_formatted(field, value))
+    return "x".join(parts)  # a label of several fields joins them: "Size: 512x768"
+
+
 def a1111_parameters(params: Mapping[str, Any], info: Mapping[str, Any]) -> str:
-    """The ``parameters`` text chunk in AUTOMATIC1111's infotext format."""
+    """The ``parameters`` text chunk in AUTOMATIC1111's infotext format: the prompt, the negative prompt, then
+    each field's label from params.py in A1111's order (``Param.infotext``)."""
     lines = [str(params.get("prompt", ""))]
     negative = str(params.get("negative_prompt", ""))
     if negative:
         lines.append(f"Negative prompt: {negative}")
-    fields: list[tuple[str, str]] = [
-        ("Steps", _number(params.get("steps", 20))),
-        ("Sampler", _quoted(str(params.get("sampler", "Euler a")))),
-    ]
-    schedule = str(params.get("schedule", "Automatic"))
-    if schedule != "Automatic":
-        fields.append(("Schedule type", _quoted(schedule)))
-    fields += [
-        ("CFG scale", _number(float(params.get("cfg_scale", 7.0)))),
-        ("Seed", _number(params.get("seed", -1))),
-        ("Size", f"{params.get('width', 512)}x{params.get('height', 512)}"),
-    ]
-    if info.get("model_short_hash"):
-        fields.append(("Model hash", _quoted(str(info["model_short_hash"]))))
-    fields.append(("Model", _quoted(str(info.get("model") or params.get("model", "")))))
-    clip_skip = int(params.get("clip_skip", 1))
-    if clip_skip != 1:
-        fields.append(("Clip skip", str(clip_skip)))
-    eta = float(params.get("eta", 0.0))
-    if eta:
-        fields.append(("Eta", _number(eta)))
+    fields: list[tuple[str, str]] = []
+    for entry in infotext_entries():
+        if not entry.written_at_default and entry.at_default(params):
+            continue
+        if "model" in entry.names and info.get("model_short_hash"):
+            fields.append(("Model hash", _quoted(str(info["model_short_hash"]))))  # A1111 writes it first
+        fields.append((entry.label, _infotext_value(entry, params, info)))
     fields.append(("Version", f"cauldron-{cauldrond.__version__}"))
     lines.append(", ".join(f"{key}: {value}" for key, value in fields))
     return "\n".join(lines)

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+from cauldrond.params import batch_key_fields
 from cauldrond.queue.job_queue import QueuedJob
-
-# The fields a batch must share: everything the provider applies to the whole batch rather than per image.
-# Prompts, negative prompts, seeds and CFG scales may differ inside a batch.
-BATCH_FIELDS = ("model", "sampler", "schedule", "steps", "width", "height", "clip_skip", "eta")
 
 
 def cell_batch_key(params: Mapping[str, Any]) -> Hashable:
-    return tuple(params.get(name) for name in BATCH_FIELDS)
+    """The values a batch must share: every params field not marked per image (params.py's ``Batching``).
+    Fields shared only where the sampler uses them (eta) are in the key too: the queue cannot see the sampler's
+    scheduler, and a key too fine only costs batching where one too coarse would hand the provider a batch it
+    refuses."""
+    return tuple(params.get(name) for name in batch_key_fields())
 
 
 def batch_key(job: QueuedJob) -> Hashable:

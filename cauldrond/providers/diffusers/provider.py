@@ -18,7 +18,7 @@ import torch
 
 from cauldrond.config import Settings
 from cauldrond.metrics import model_load_histogram
-from cauldrond.params import GenerationParams
+from cauldrond.params import Batching, GenerationParams, shared_fields
 from cauldrond.providers.base import (
     GeneratedImage,
     GenerationInterrupted,
@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 
 # Below this much memory a Mac computes attention in slices: slower, but a 1024px SDXL image still fits.
 MPS_SLICING_BELOW_BYTES = 32 * 1024**3
-# Params of one batch must agree on these: they shape the single denoising loop the batch runs as. Prompts,
-# negative prompts, seeds and CFG scales may differ; eta must agree only where the sampler uses it.
-SHARED_FIELDS = ("model", "sampler", "schedule", "steps", "width", "height", "clip_skip")
 
 
 @dataclass
@@ -218,7 +215,8 @@ class DiffusersProvider:
         if not batch:
             return []
         first = batch[0]
-        _check_shared(batch, SHARED_FIELDS)
+        # What shapes the one denoising loop (params.py's Batching.SHARED); prompts, seeds, CFG scales may differ.
+        _check_shared(batch, shared_fields())
         if any(params.seed < 0 for params in batch):
             raise ValueError("every params in a batch needs a resolved seed (not -1)")
         sampler, schedule = samplers.resolve_sampler(first.sampler, first.schedule)
@@ -230,9 +228,9 @@ class DiffusersProvider:
             assert self.device is not None and self.dtype is not None
             loaded = self._ensure_model(first.model)
             probe = samplers.build_scheduler(loaded.scheduler_config, sampler, schedule)
-            uses_eta = _step_accepts(probe, "eta")
-            if uses_eta:
-                _check_shared(batch, ("eta",))
+            # Fields such as eta matter only to a sampler whose step takes them; there the batch must share them.
+            used = [name for name in shared_fields(Batching.SHARED_WHERE_USED) if _step_accepts(probe, name)]
+            _check_shared(batch, used)
             run = _BatchRun(
                 loaded=loaded,
                 sampler=sampler,
@@ -241,7 +239,7 @@ class DiffusersProvider:
                 progress=oom.SplitProgress(progress, len(batch)),
                 engine_progress=progress,
                 should_stop=should_stop,
-                info=self._image_info(loaded, sampler, schedule, probe, uses_eta=uses_eta, eta=first.eta),
+                info=self._image_info(loaded, sampler, schedule, probe, {name: getattr(first, name) for name in used}),
             )
             # Our loop applies CFG per image. __call__ takes one guidance scale, so a pipeline our loop does not
             # reproduce (SDXL, subclasses) runs one call per CFG value: still correct, only less batched.
@@ -361,8 +359,10 @@ class DiffusersProvider:
         return torch.cat(noise).to(self.device, self.dtype)
 
     def _image_info(
-        self, loaded: _LoadedModel, sampler: str, schedule: str, scheduler: Any, *, uses_eta: bool, eta: float
+        self, loaded: _LoadedModel, sampler: str, schedule: str, scheduler: Any, used: dict[str, Any]
     ) -> dict[str, Any]:
+        """What every image of the batch records about how it was made; ``used`` holds the params that only some
+        samplers take (eta), where this one took them."""
         import diffusers
 
         assert self.dtype is not None
@@ -379,8 +379,7 @@ class DiffusersProvider:
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,
         }
-        if uses_eta:
-            info["eta"] = eta
+        info.update(used)
         return info
 
 
