@@ -52,6 +52,7 @@ async def test_delete_survives_a_restart_restores_byte_for_byte_and_empties_for_
             await finished(client, experiment_id)
             images = (await client.call("images.list", experiment_id=experiment_id))["images"]
             victim = images[1]
+            whole_grid = (await client.call("experiments.grid", experiment_id=experiment_id, x="cfg_scale"))["grids"]
             async with client.events(["image.deleted"]) as stream:
                 reply = await client.call("images.delete", image_ids=[victim["id"]])
                 event = await stream.next(30)
@@ -76,6 +77,10 @@ async def test_delete_survives_a_restart_restores_byte_for_byte_and_empties_for_
             listed = [i["id"] for i in (await client.call("images.list", experiment_id=experiment_id))["images"]]
             assert listed == [images[0]["id"], images[2]["id"]]
             assert (await client.call("experiments.export", experiment_id=experiment_id))["rows"] == 2
+            # The grid is drawn again with a gap where the trashed image was (grids are named by what they hold).
+            gap_grid = (await client.call("experiments.grid", experiment_id=experiment_id, x="cfg_scale"))["grids"]
+            assert [g["url"] for g in gap_grid] != [g["url"] for g in whole_grid]
+            assert [(g["width"], g["height"]) for g in gap_grid] == [(g["width"], g["height"]) for g in whole_grid]
             trash = await client.call("trash.list")
             assert [i["id"] for i in trash["images"]] == [victim["id"]] and trash["next_after_id"] is None
             assert trash["images"][0]["deleted_at"] == reply["deleted_at"]
@@ -94,6 +99,8 @@ async def test_delete_survives_a_restart_restores_byte_for_byte_and_empties_for_
             assert sha256_of(images_dir / victim["path"]) == victim["sha256"]
             assert not (trash_dir / victim["path"]).exists()
             assert len((await client.call("images.list", experiment_id=experiment_id))["images"]) == 3
+            again = (await client.call("experiments.grid", experiment_id=experiment_id, x="cfg_scale"))["grids"]
+            assert [g["url"] for g in again] == [g["url"] for g in whole_grid]
 
             await client.call("images.delete", image_ids=[victim["id"], images[0]["id"]])
             emptied = await client.call("trash.empty", confirm=True)
