@@ -83,11 +83,16 @@ def models() -> None:
 @models.command("create-tiny")
 @click.option("--overwrite", is_flag=True, help="Rebuild it even if it exists.")
 @click.option("--single-file", is_flag=True, help="Also export it as one LDM-layout .safetensors file.")
+@click.option(
+    "--arch", type=click.Choice(["sd", "sdxl"]), default="sd", show_default=True, help="tiny-sd or tiny-sdxl."
+)
 @click.pass_context
-def create_tiny(ctx: click.Context, overwrite: bool, single_file: bool) -> None:
-    """Write the built-in tiny-sd model: random weights in the SD 1.x layout (its images are noise patterns)."""
+def create_tiny(ctx: click.Context, overwrite: bool, single_file: bool, arch: str) -> None:
+    """Write a built-in tiny model: random weights in the SD 1.x (tiny-sd) or SDXL (tiny-sdxl) layout (its images
+    are noise patterns)."""
     from cauldrond.models.single_file import export_single_file
     from cauldrond.models.tiny import create_tiny_model
+    from cauldrond.models.tiny_sdxl import create_tiny_sdxl_model
     from cauldrond.security.files import is_inside, make_private_dir
 
     settings = _settings(ctx)
@@ -95,10 +100,11 @@ def create_tiny(ctx: click.Context, overwrite: bool, single_file: bool) -> None:
     if is_inside(models_dir, settings.data_dir):
         make_private_dir(settings.data_dir)  # made here first, it must still be the owner's alone (0700)
     started = time.monotonic()
-    folder = create_tiny_model(models_dir, overwrite=overwrite)
-    click.echo(f"tiny-sd ready at {folder} ({time.monotonic() - started:.1f} s)")
+    create = create_tiny_sdxl_model if arch == "sdxl" else create_tiny_model
+    folder = create(models_dir, overwrite=overwrite)
+    click.echo(f"{folder.name} ready at {folder} ({time.monotonic() - started:.1f} s)")
     if single_file:
-        out = export_single_file(folder, models_dir / "tiny-sd-single.safetensors")
+        out = export_single_file(folder, models_dir / f"{folder.name}-single.safetensors")
         click.echo(f"single-file export at {out}")
 
 

@@ -27,6 +27,16 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def sdxl_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models dir holding only tiny-sdxl (the SDXL layout; built once per run, when a test asks for it)."""
+    from cauldrond.models.tiny_sdxl import create_tiny_sdxl_model
+
+    folder = tmp_path_factory.mktemp("sdxl-models")
+    create_tiny_sdxl_model(folder)
+    return folder
+
+
 def make_settings(data_dir: Path, models_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def _model_index() -> dict[str, Any]:
     }
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -130,8 +131,8 @@ def _write_model(folder: Path, name: str) -> None:
     vae.save_pretrained(folder / "vae", safe_serialization=True)
     PNDMScheduler(**SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
     tokenizer_files.write_tokenizer_files(folder / "tokenizer")
-    _write_json(folder / "model_index.json", _model_index())
-    _write_json(
+    write_json(folder / "model_index.json", _model_index())
+    write_json(
         folder / MARKER_FILE,
         {"name": name, "note": TINY_MODEL_NOTE, "version": TINY_MODEL_VERSION, "seed": _SEED},
     )
@@ -148,6 +149,13 @@ def create_tiny_model(models_dir: Path, name: str = DEFAULT_NAME, *, overwrite: 
     An existing folder is returned untouched unless ``overwrite``; then it is rebuilt beside it and swapped
     in, so a reader never sees a half-written model. The weights are the same on every call and on every
     machine that runs the same torch version."""
+    return build_model_folder(models_dir, name, _write_model, overwrite=overwrite)
+
+
+def build_model_folder(
+    models_dir: Path, name: str, write: Callable[[Path, str], None], *, overwrite: bool = False
+) -> Path:
+    """Run ``write(folder, name)`` on a hidden folder beside ``models_dir/name`` and swap it in whole."""
     _check_name(name)
     target = models_dir / name
     if target.exists() and not overwrite:
@@ -156,7 +164,7 @@ def create_tiny_model(models_dir: Path, name: str = DEFAULT_NAME, *, overwrite: 
     # A dot name keeps the half-built folder out of model listings; same parent so the rename is atomic.
     build = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".building", dir=models_dir))
     try:
-        _write_model(build, name)
+        write(build, name)
         _fsync_tree(build)
         _swap_in(build, target, overwrite=overwrite)
         _fsync_path(models_dir)
