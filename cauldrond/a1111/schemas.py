@@ -80,7 +80,7 @@ TXT2IMG_DEFAULTS: dict[str, Any] = {
     "firstphase_height": 0,
     "hr_scale": 2.0,
     "hr_upscaler": None,
-    "hr_second_pass_steps": 0,
+    "hr_second_pass_steps": 0,  # nosec B105 - "pass" as in second pass, not a password
     "hr_resize_x": 0,
     "hr_resize_y": 0,
     "hr_checkpoint_name": None,
