@@ -11,13 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cauldrond.media.trash import png_path
 from cauldrond.queue import QueuedJob
 from cauldrond.rpc.context import RpcContext
 from cauldrond.rpc.methods.devices import require_local
 from cauldrond.rpc.protocol import RpcError
 from cauldrond.rpc.registry import MethodRegistry
 from cauldrond.store.backup import BackupError, write_backup
-from cauldrond.store.integrity import ImageFile, check_files, inside
+from cauldrond.store.integrity import ImageFile, check_files
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class MaintenanceMethods:
     async def _requeue(self, ctx: RpcContext, image: ImageFile, state: str) -> int | None:
         services = ctx.services
         job_id = await services.store.images.drop_and_requeue(image.image_id, reason=f"image file {state} (verify)")
-        target = inside(services.settings.images_dir, image.path)
+        target = png_path(services.settings.images_dir, image.path, trashed=image.trashed)
         if target is not None and state == "altered":
             # The row is gone, so the damaged file is an orphan now; the regenerated image takes its place.
             await asyncio.to_thread(target.unlink, True)
