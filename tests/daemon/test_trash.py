@@ -102,9 +102,24 @@ async def test_delete_survives_a_restart_restores_byte_for_byte_and_empties_for_
             again = (await client.call("experiments.grid", experiment_id=experiment_id, x="cfg_scale"))["grids"]
             assert [g["url"] for g in again] == [g["url"] for g in whole_grid]
 
-            await client.call("images.delete", image_ids=[victim["id"], images[0]["id"]])
+            # A trashed file damaged in the trash: verify names it; with requeue the image is forgotten, its
+            # damaged file removed, and its job, which the user's delete finished with, is not generated again.
+            await client.call("images.delete", image_ids=[images[0]["id"]])
+            damaged = trash_dir / images[0]["path"]
+            data = bytearray(damaged.read_bytes())
+            data[-20] ^= 0xFF
+            damaged.write_bytes(bytes(data))
+            found = await client.call("images.verify")
+            assert [a["image_id"] for a in found["altered"]] == [images[0]["id"]] and found["missing"] == []
+            repaired = await client.call("images.verify", requeue=True)
+            assert repaired["requeued"] == [] and not damaged.exists()
+            await refused(client, "images.get", "not_found", image_id=images[0]["id"])
+            counts = (await client.call("experiments.get", experiment_id=experiment_id))["experiment"]["counts"]
+            assert counts["done"] == 3 and counts["queued"] == 0
+
+            await client.call("images.delete", image_ids=[victim["id"]])
             emptied = await client.call("trash.empty", confirm=True)
-            assert emptied["deleted"] == 2 and sorted(emptied["image_ids"]) == sorted([victim["id"], images[0]["id"]])
+            assert emptied == {"deleted": 1, "image_ids": [victim["id"]]}
             await refused(client, "images.get", "not_found", image_id=victim["id"])
             assert files_under(trash_dir) == {}
             assert list(files_under(images_dir)) == [images[2]["path"]]
