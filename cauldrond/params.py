@@ -142,11 +142,6 @@ class GenerationParams(BaseModel):
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
-    @classmethod
-    def from_job_params(cls, params: dict[str, Any]) -> GenerationParams:
-        """Validate a job's stored params, leaving out the engine's own keys stored beside them (replay)."""
-        return cls.model_validate({name: value for name, value in params.items() if name in cls.model_fields})
-
 
 # The model every derivation below reads, looked up at each call: a test declares a field in a subclass and
 # sets this to it, proving that nothing but the declaration is needed.

@@ -397,7 +397,12 @@ class Engine:
 
 
 def _resolved(job: QueuedJob) -> GenerationParams:
-    params = GenerationParams.model_validate(replay.without_replay(job.params))
+    """The job's typed params: as validated at creation, or, for a job read back from the store, validated now
+    (the stored JSON is this process's input; a row an older version wrote may no longer validate, and then the
+    job fails with the reason)."""
+    params = job.generation
+    if params is None:
+        params = GenerationParams.model_validate(replay.without_replay(job.params))
     if params.seed == RANDOM_SEED:
         # Seeds are normally drawn when the experiment is created; this covers rows written by older versions.
         params = params.with_seed(secrets.randbelow(MAX_SEED + 1))

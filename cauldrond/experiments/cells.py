@@ -14,7 +14,7 @@ from cauldrond.experiments.errors import SpecError
 from cauldrond.experiments.values import PROMPT_SR_AXIS, SIZE_AXIS
 from cauldrond.params import MAX_SEED, RANDOM_SEED, GenerationParams
 
-__all__ = ["SpecError", "expand_cells", "resolved_axes_spec"]
+__all__ = ["SpecError", "expand_cells", "expand_params", "resolved_axes_spec"]
 
 # Which axis to blame when a field it writes fails validation.
 _WRITTEN_BY = {"width": SIZE_AXIS, "height": SIZE_AXIS, "prompt": PROMPT_SR_AXIS, "negative_prompt": PROMPT_SR_AXIS}
@@ -27,9 +27,21 @@ def expand_cells(
     cells: Sequence[Mapping[str, Any]] | None = None,
     max_cells: int,
 ) -> list[dict[str, Any]]:
-    """Cells as params dicts: the cartesian product of ``axes`` over ``base`` (first axis outermost), or each of
-    ``cells`` merged over ``base``. Axis values may be lists or A1111 range/CSV strings. Every cell is validated;
-    random seeds are drawn here, so a cell's seed is fixed from the moment it is queued and survives restarts."""
+    """``expand_params`` as params dicts (JSON-safe, as stored)."""
+    return [params.to_json_dict() for params in expand_params(base, axes=axes, cells=cells, max_cells=max_cells)]
+
+
+def expand_params(
+    base: Mapping[str, Any],
+    *,
+    axes: Mapping[str, Sequence[Any] | str] | None = None,
+    cells: Sequence[Mapping[str, Any]] | None = None,
+    max_cells: int,
+) -> list[GenerationParams]:
+    """The cells: the cartesian product of ``axes`` over ``base`` (first axis outermost), or each of ``cells``
+    merged over ``base``. Axis values may be lists or A1111 range/CSV strings. Every cell is validated, here and
+    only here: the typed params travel with the queued job to the provider. Random seeds are drawn here, so a
+    cell's seed is fixed from the moment it is queued and survives restarts."""
     if axes and cells:
         raise SpecError("give either axes or cells, not both")
     if axes:
@@ -64,7 +76,7 @@ def _check_count(count: int, max_cells: int) -> None:
         raise SpecError(f"the experiment has {count} cells, over the limit of {max_cells}", value=count)
 
 
-def _validated(cell: dict[str, Any], axis_names: list[str], index: int | None = None) -> dict[str, Any]:
+def _validated(cell: dict[str, Any], axis_names: list[str], index: int | None = None) -> GenerationParams:
     try:
         params = GenerationParams.model_validate(cell, strict=True)
     except ValidationError as exc:
@@ -81,7 +93,7 @@ def _validated(cell: dict[str, Any], axis_names: list[str], index: int | None = 
         raise SpecError(message, field=field, value=value) from exc
     if params.seed == RANDOM_SEED:
         params = params.with_seed(secrets.randbelow(MAX_SEED + 1))
-    return params.to_json_dict()
+    return params
 
 
 def _shown(value: Any) -> str:

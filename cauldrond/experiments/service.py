@@ -10,10 +10,11 @@ from typing import Any
 
 from cauldrond.engine import Engine
 from cauldrond.events import EventBus
-from cauldrond.experiments.cells import SpecError, expand_cells, resolved_axes_spec
+from cauldrond.experiments.cells import SpecError, expand_params, resolved_axes_spec
 from cauldrond.experiments.estimates import mean_load_seconds
 from cauldrond.experiments.planner import Timing, estimate_seconds, in_run_order, plan_cost, plan_order
 from cauldrond.experiments.seeds import fix_seeds
+from cauldrond.params import GenerationParams
 from cauldrond.providers.base import SamplerInfo
 from cauldrond.providers.registry import ProviderRegistry
 from cauldrond.queue import JobQueue, QueuedJob, queued_job
@@ -28,7 +29,8 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]
 
 @dataclass(frozen=True)
 class PreparedExperiment:
-    cells: list[dict[str, Any]]
+    params: list[GenerationParams]  # validated once, in expand_params; each travels with its job to the provider
+    cells: list[dict[str, Any]]  # the same as stored (JSON)
     order: list[int]  # order[i]: run position of cell i
     resolved_axes: list[dict[str, Any]]
     seed: int  # every cell without a seed of its own uses it; -1 when each cell drew its own (vary_seed)
@@ -69,13 +71,14 @@ class ExperimentService:
         Seeds of -1 become one seed for the whole experiment unless ``vary_seed`` (see experiments/seeds.py)."""
         fixed = fix_seeds(self.with_default_model(base), axes, cells, vary_seed=vary_seed)
         # Thousands of pydantic validations would stall RPC; they run on a worker thread.
-        expanded = await asyncio.to_thread(
-            expand_cells, fixed.base, axes=fixed.axes, cells=fixed.cells, max_cells=self._max_cells
+        params = await asyncio.to_thread(
+            expand_params, fixed.base, axes=fixed.axes, cells=fixed.cells, max_cells=self._max_cells
         )
-        await self._check_against_providers(expanded, axes or {})
+        params = await self._check_against_providers(params, axes or {})
+        expanded = await asyncio.to_thread(lambda: [cell.to_json_dict() for cell in params])
         resolved = resolved_axes_spec(fixed.axes) if fixed.axes else []
         order = plan_order(expanded, loaded_model=self._engine.last_model)
-        return PreparedExperiment(expanded, order, resolved, fixed.seed)
+        return PreparedExperiment(params, expanded, order, resolved, fixed.seed)
 
     async def create(
         self,
@@ -107,8 +110,8 @@ class ExperimentService:
             name=name, kind=kind, spec=spec, priority=priority, cells=prepared.cells, run_order=prepared.order
         )
         queued = [
-            QueuedJob(job_id, experiment_id, idx, cell)
-            for idx, (job_id, cell) in enumerate(zip(job_ids, prepared.cells, strict=True))
+            QueuedJob(job_id, experiment_id, idx, cell, generation=params)
+            for idx, (job_id, cell, params) in enumerate(zip(job_ids, prepared.cells, prepared.params, strict=True))
         ]
         for job in sorted(queued, key=lambda job: prepared.order[job.idx]):
             self._queue.add(job, priority)
@@ -185,11 +188,16 @@ class ExperimentService:
         assert experiment is not None  # experiments are never deleted
         return experiment, job_ids_queued
 
-    async def _check_against_providers(self, cells: list[dict[str, Any]], axes: Mapping[str, Sequence[Any]]) -> None:
+    async def _check_against_providers(
+        self, cells: list[GenerationParams], axes: Mapping[str, Sequence[Any]]
+    ) -> list[GenerationParams]:
+        """The cells with their sampler names as the providers list them; SpecError for an unknown model, sampler
+        or schedule."""
         # Listing models touches the disk; do it off the loop, once per experiment.
         models, samplers = await asyncio.to_thread(self._catalogue)
+        checked = []
         for cell in cells:
-            model = cell["model"]
+            model = cell.model
             if model not in models and ("/" not in model or not HUB_ID.match(model) or ".." in model):
                 available = ", ".join(sorted(models))
                 if "/" not in model:
@@ -206,7 +214,11 @@ class ExperimentService:
                     field="model",
                     value=model[:200],
                 )
-            cell["sampler"], cell["schedule"] = _normalise_sampler(cell["sampler"], cell["schedule"], samplers, axes)
+            sampler, schedule = _normalise_sampler(cell.sampler, cell.schedule, samplers, axes)
+            if (sampler, schedule) != (cell.sampler, cell.schedule):
+                cell = cell.model_copy(update={"sampler": sampler, "schedule": schedule})
+            checked.append(cell)
+        return checked
 
     def _catalogue(self) -> tuple[set[str], dict[str, SamplerInfo]]:
         models = {info.name for provider in self._providers.all() for info in provider.list_models()}

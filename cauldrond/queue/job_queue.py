@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cauldrond.params import GenerationParams
 from cauldrond.queue.deferral import Deferral
 
 # How many turns in a row an experiment may yield to others that can reuse the loaded model.
@@ -32,6 +33,9 @@ class QueuedJob:
     strikes: int = 0  # daemon deaths while it ran alone with its own work begun
     backoff_batches: int = 0  # other batches to let start before it runs again
     not_before: float = 0.0  # epoch seconds before which it does not run again
+    # The params as validated when the experiment was created, carried to the provider; None for a job read
+    # back from the store (a restart, a retry), whose stored params the engine validates when it runs.
+    generation: GenerationParams | None = None
 
 
 class _QueuedRow(Protocol):
