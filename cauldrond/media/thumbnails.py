@@ -43,7 +43,8 @@ class Thumbnailer:
     """Makes thumbnails on threads of its own; two requests for one missing thumbnail wait for one making."""
 
     def __init__(self, workers: int = 2) -> None:
-        self.pool = WorkPool("thumbnails", workers=workers)
+        # A browser asks for a page of tiles at once (six connections each); the wait list leaves room for several.
+        self.pool = WorkPool("thumbnails", workers=workers, max_waiting=256)
         self._making: dict[Path, asyncio.Future[Path]] = {}
         self.made = 0  # thumbnails written since start (what a test or an operator can read)
 
