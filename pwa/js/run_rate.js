@@ -26,7 +26,7 @@ export function finishedShare(counts) {
 }
 
 export function formatRate(rate) {
-  if (rate === null || rate === undefined) return '—';
+  if (rate === null || rate === undefined) return '— images/s';
   if (rate >= 1) return `${rate.toFixed(1)} images/s`;
   return `${(60 * rate).toFixed(1)} images/min`;
 }
