@@ -7,7 +7,7 @@ from cauldron_client.sampler_names import a1111_sampler_name as client_name
 from cauldron_client.sampler_names import sampler_name_of as client_name_of
 
 from cauldrond.providers.diffusers.samplers import SAMPLERS
-from cauldrond.sampler_names import a1111_sampler_name, sampler_name_of
+from cauldrond.sampler_names import a1111_sampler_name, sampler_name_of, split_sampler_name
 
 # (sampler, schedule) -> the label A1111's sampler list gives it. Copied from AUTOMATIC1111/stable-diffusion-webui
 # modules/sd_samplers_kdiffusion.py (samplers_k_diffusion: 'DPM++ 2M Karras' is sample_dpmpp_2m with
@@ -65,3 +65,23 @@ def test_odd_inputs() -> None:
     assert a1111_sampler_name("DPM++ 2M", None) == "DPM++ 2M"
     assert a1111_sampler_name("DPM++ 2M", "automatic") == "DPM++ 2M"
     assert sampler_name_of({"sampler": "Euler"}) == client_name_of({"sampler": "Euler"}) == "Euler"
+
+
+def test_every_a1111_label_reads_back_as_its_sampler_and_schedule() -> None:
+    # The one parser, as experiment creation and the provider call it: A1111's own labels (above) split back.
+    suffixes = {"Karras": "Karras", "Exponential": "Exponential"}
+    for (sampler, schedule), label in A1111_NAMES.items():
+        expected = (sampler, None if schedule == "Automatic" else schedule)
+        assert split_sampler_name(label, suffixes, list(SAMPLERS)) == expected
+        assert split_sampler_name(f"  {label.lower()} ", suffixes, list(SAMPLERS)) == expected, "any case, spaces"
+    assert split_sampler_name("Euler b", suffixes, list(SAMPLERS)) is None
+    assert split_sampler_name("Karras", suffixes, list(SAMPLERS)) is None
+
+
+def test_without_a_sampler_list_any_name_splits_off_the_longest_schedule() -> None:
+    # As the infotext importer reads names of samplers it may not have: A1111's "SGM Uniform" is one schedule.
+    suffixes = {"Uniform": "Uniform", "SGM Uniform": "SGM Uniform", "SGMUniform": "SGM Uniform"}
+    assert split_sampler_name("Euler a SGM Uniform", suffixes) == ("Euler a", "SGM Uniform")
+    assert split_sampler_name("Restart SGMUniform", suffixes) == ("Restart", "SGM Uniform")
+    assert split_sampler_name("Euler a", suffixes) == ("Euler a", None)
+    assert split_sampler_name("Uniform", suffixes) == ("Uniform", None)

@@ -18,6 +18,7 @@ from cauldrond.params import GenerationParams
 from cauldrond.providers.base import SamplerInfo
 from cauldrond.providers.registry import ProviderRegistry
 from cauldrond.queue import JobQueue, QueuedJob, queued_job
+from cauldrond.sampler_names import split_sampler_name
 from cauldrond.store import ExperimentRow, Store
 from cauldrond.suggestions import unknown
 
@@ -238,15 +239,11 @@ def _where(field: str, axes: Mapping[str, Sequence[Any]]) -> str:
 def _normalise_sampler(
     sampler: str, schedule: str, samplers: dict[str, SamplerInfo], axes: Mapping[str, Sequence[Any]]
 ) -> tuple[str, str]:
-    """Accept A1111's legacy combined names ("DPM++ 2M Karras") and any letter case."""
-    info = samplers.get(sampler.lower())
-    if info is None:
-        for suffix in SCHEDULE_SUFFIXES:
-            if sampler.lower().endswith(" " + suffix.lower()):
-                info = samplers.get(sampler[: -len(suffix) - 1].lower())
-                if info is not None:
-                    schedule = suffix
-                    break
+    """Accept A1111's legacy combined names ("DPM++ 2M Karras", whose schedule wins, as in A1111) and any case."""
+    found = split_sampler_name(sampler, {s: s for s in SCHEDULE_SUFFIXES}, [i.name for i in samplers.values()])
+    info = samplers[found[0].lower()] if found is not None else None
+    if found is not None and found[1] is not None:
+        schedule = found[1]
     if info is None:
         # Combined names too, so "DPM++2M Karras" suggests "DPM++ 2M Karras".
         names = [i.name for i in samplers.values()]

@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from cauldrond.importers.infotext import Infotext, parse_infotext
 from cauldrond.params import InfotextEntry, infotext_entries
 from cauldrond.plugins.interfaces import IgnoredField, Imported
+from cauldrond.sampler_names import split_sampler_name
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PARAMETERS_CHUNK = "parameters"
@@ -118,10 +119,8 @@ def infotext_of(content: bytes) -> str:
 
 def split_sampler(sampler: str, schedule: str) -> tuple[str, str]:
     """A1111 1.9+'s reading of a sampler name: a trailing schedule type wins over the 'Schedule type' field."""
-    for suffix, label in SCHEDULE_SUFFIXES.items():
-        if sampler.endswith(" " + suffix) and len(sampler) > len(suffix) + 1:
-            return sampler[: -len(suffix) - 1], label
-    return sampler, schedule
+    name, suffix = split_sampler_name(sampler, SCHEDULE_SUFFIXES) or (sampler, None)
+    return name, suffix or schedule
 
 
 def infotext_to_params(info: Infotext) -> Imported:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cauldrond.providers.base import ProviderError, SamplerInfo
+from cauldrond.sampler_names import split_sampler_name
 
 AUTOMATIC = "Automatic"
 KARRAS = "Karras"
@@ -138,29 +139,22 @@ def resolve_sampler(name: str, schedule: str = AUTOMATIC) -> tuple[str, str]:
 
     Legacy combined names such as "DPM++ 2M Karras" carry their schedule in the name; they win over an
     ``Automatic`` schedule and conflict with any other."""
-    by_lower = {key.lower(): key for key in SAMPLERS}
-    by_lower.update({alias.lower(): target for alias, target in ALIASES.items()})
     schedule_by_lower = {key.lower(): key for key in SCHEDULES}
-
-    text = " ".join(name.split()).lower()
     canonical_schedule = schedule_by_lower.get(" ".join(schedule.split()).lower())
     if canonical_schedule is None:
         raise ValueError(f"unknown schedule type {schedule!r}; valid: {', '.join(SCHEDULES)}")
 
-    sampler = by_lower.get(text)
-    if sampler is None:
-        for suffix, suffix_schedule in ((" karras", KARRAS), (" exponential", EXPONENTIAL)):
-            if text.endswith(suffix) and text[: -len(suffix)] in by_lower:
-                sampler = by_lower[text[: -len(suffix)]]
-                if canonical_schedule not in (AUTOMATIC, suffix_schedule):
-                    raise ValueError(
-                        f"sampler {name!r} already names the {suffix_schedule} schedule, "
-                        f"which conflicts with schedule {schedule!r}"
-                    )
-                canonical_schedule = suffix_schedule
-                break
-    if sampler is None:
+    found = split_sampler_name(name, {KARRAS: KARRAS, EXPONENTIAL: EXPONENTIAL}, [*SAMPLERS, *ALIASES])
+    if found is None:
         raise ValueError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+    sampler, suffix_schedule = ALIASES.get(found[0], found[0]), found[1]
+    if suffix_schedule is not None:
+        if canonical_schedule not in (AUTOMATIC, suffix_schedule):
+            raise ValueError(
+                f"sampler {name!r} already names the {suffix_schedule} schedule, "
+                f"which conflicts with schedule {schedule!r}"
+            )
+        canonical_schedule = suffix_schedule
 
     allowed = SAMPLERS[sampler].schedules
     if canonical_schedule not in allowed:
