@@ -254,8 +254,13 @@ class JobRepository:
             if job is None:
                 raise StoreError(f"job {job_id} does not exist or is already done")
             cursor = await db.execute(
-                "INSERT INTO images (job_id, experiment_id, path, sha256, size_bytes, seed, params, metadata, "
-                "wall_time_s, peak_memory_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                # The id is past every id an image ever had (id_floors, migration 0010): a URL such as
+                # /thumbs/256/<id>.webp is cached as immutable, so an emptied image's id must never come back.
+                "INSERT INTO images (id, job_id, experiment_id, path, sha256, size_bytes, seed, params, metadata, "
+                "wall_time_s, peak_memory_bytes, created_at) VALUES ("
+                "(SELECT MAX(COALESCE((SELECT MAX(id) FROM images), 0), "
+                "COALESCE((SELECT floor FROM id_floors WHERE name = 'images'), 0)) + 1), "
+                "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     int(job_id),
                     int(job[0]),

@@ -210,6 +210,19 @@ async def _gallery(db: aiosqlite.Connection) -> None:
     )
 
 
+async def _image_ids_never_reused(db: aiosqlite.Connection) -> None:
+    # SQLite hands out MAX(id) + 1, so deleting the newest image (trash.empty, a lost file) would give its id to
+    # the next one, and browsers keep /images/<id>.png and /thumbs/<size>/<id>.webp as immutable. The floor
+    # remembers the highest id ever deleted; store/jobs.py numbers new images above it.
+    await _run(
+        db,
+        "CREATE TABLE id_floors (name TEXT PRIMARY KEY, floor INTEGER NOT NULL)",
+        "INSERT INTO id_floors (name, floor) SELECT 'images', COALESCE(MAX(id), 0) FROM images",
+        "CREATE TRIGGER images_id_floor AFTER DELETE ON images BEGIN "
+        "UPDATE id_floors SET floor = MAX(floor, OLD.id) WHERE name = 'images'; END",
+    )
+
+
 # Append only. The name is the identity recorded in the database.
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_experiments_and_jobs", _experiments_and_jobs),
@@ -221,6 +234,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0007_crash_guard", _crash_guard),
     ("0008_crash_guard_uptime", _crash_guard_uptime),
     ("0009_gallery", _gallery),
+    ("0010_image_ids_never_reused", _image_ids_never_reused),
 )
 
 

@@ -55,6 +55,7 @@ EXPECTED_COLUMNS = {
     "tokens": ["id", "name", "token_hash", "created_at", "last_used_at", "revoked_at"],
     "plugin_runs": ["image_id", "plugin", "status", "error", "duration_s", "finished_at"],
     "prompt_history": ["id", "prompt", "negative_prompt", "uses", "last_used_at"],
+    "id_floors": ["name", "floor"],
 }
 EXPECTED_INDEXES = {
     "jobs_by_status",

@@ -13,7 +13,7 @@ from cauldrond.media.trash import move_all
 from cauldrond.store import Store, recover
 from cauldrond.store.integrity import check_files
 from cauldrond.store.trash import TrashError
-from tests.store.test_recovery import MAX_ATTEMPTS, finished_experiment, images_dir, snapshot
+from tests.store.test_recovery import MAX_ATTEMPTS, finished_experiment, images_dir, snapshot, write_image
 
 __all__ = ["images_dir"]  # the fixture, shared with the recovery tests
 
@@ -151,3 +151,20 @@ async def test_orphans_and_temp_files_in_the_trash_are_swept(store: Store, image
 
     assert report.orphans_removed == 1 and report.temp_files_removed == 1
     assert snapshot(trash_of(images_dir)) == kept
+
+
+async def test_an_emptied_images_id_never_comes_back(store: Store, images_dir: Path) -> None:
+    # Browsers keep /images/<id>.png and /thumbs/<size>/<id>.webp for a year: a new image must get a new id.
+    _, _, image_ids = await finished_experiment(store, images_dir, 2)
+    newest = image_ids[-1]
+    await store.trash.delete([newest], images_dir, SIZES)
+    assert await store.trash.empty(images_dir, SIZES) == [newest]
+
+    _, more_jobs, more_images = await finished_experiment(store, images_dir, 1)
+    assert more_images == [newest + 1]
+
+    # The same for an image forgotten because its file was lost: its regenerated image is numbered anew.
+    assert await store.images.drop_and_requeue(more_images[0]) == more_jobs[0]
+    await store.jobs.mark_running(more_jobs)
+    regenerated = await store.jobs.complete(more_jobs[0], write_image(images_dir, 9, 0))
+    assert regenerated == newest + 2

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cauldrond.media.thumbnails import THUMB_SIZES
 from cauldrond.rpc.context import RpcContext
+from cauldrond.rpc.methods.devices import require_local
 from cauldrond.rpc.methods.gallery import gallery_item
 from cauldrond.rpc.methods.shapes import AfterId, RowId
 from cauldrond.rpc.protocol import RpcError
@@ -86,8 +87,7 @@ class EmptyParams(BaseModel):
 async def empty(ctx: RpcContext, params: EmptyParams) -> dict[str, Any]:
     """Delete every image in the trash for good: rows, annotations, PNGs and thumbnails. Needs confirm: true
     and the local token (a paired device cannot). Their jobs stay done, without an image."""
-    if not ctx.credential.is_local:
-        raise RpcError("forbidden", "only the local token (cauldronctl on the daemon's machine) may empty the trash")
+    require_local(ctx)
     if params.confirm is not True:
         raise RpcError("invalid_params", "emptying the trash cannot be undone: pass confirm: true")
     ids = await ctx.services.store.trash.empty(ctx.services.settings.images_dir, THUMB_SIZES)
