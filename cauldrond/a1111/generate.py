@@ -61,6 +61,9 @@ async def txt2img(request: web.Request) -> Any:
     except SpecError as exc:
         raise field_error(spec_error_field(exc.field), str(exc)) from exc
     entry = state.tracker.add(experiment.id, experiment.counts["total"])
+    # Its first batch may have started while the experiment was being read back: those starts were announced
+    # before the tracker knew the experiment.
+    entry.running.update(job.job_id for job in services.engine.running_jobs if job.experiment_id == experiment.id)
     try:
         await state.tracker.wait_ended(entry)
     finally:

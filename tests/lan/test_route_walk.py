@@ -30,6 +30,8 @@ APP_SHELL = {
 }
 # /login and /session check what they are given themselves (a one-time code; the caller's own cookie).
 OPEN = {"/manifest.webmanifest", "/healthz", "/pair", "/pair/ca.pem", "/login", "/session"} | APP_SHELL
+# The AUTOMATIC1111-compatible API (cauldrond/a1111/routes.py); the walk covers its catch-all route too.
+A1111_ROUTES = {"/sdapi/v1/txt2img", "/sdapi/v1/options", "/sdapi/v1/progress", "/sdapi/v1/png-info"}
 LOCAL_ONLY = {"devices.list", "devices.revoke", "pairing.create_code", "pairing.create_login"}
 SAMPLES = ["1", "0" * 32, "a", "x.png"]
 
@@ -63,7 +65,7 @@ def walk(daemon: Daemon) -> list[tuple[str, str]]:
 
 async def test_every_route_refuses_without_credentials_on_both_listeners(lan_daemon: Daemon) -> None:
     routes = walk(lan_daemon)
-    assert {path for _, path in routes} >= OPEN | {"/rpc", "/images/1.png"}
+    assert {path for _, path in routes} >= OPEN | {"/rpc", "/images/1.png"} | A1111_ROUTES
     opened: set[str] = set()
     async with aiohttp.ClientSession() as session:
         for base, ssl in ((url_of(lan_daemon), None), (lan_url(lan_daemon), trusting_context(lan_daemon))):
@@ -75,6 +77,11 @@ async def test_every_route_refuses_without_credentials_on_both_listeners(lan_dae
                 bad = {"Authorization": "Bearer not-a-token", "Cookie": "cauldron_device=nope"}
                 reply = await session.request(method, base + path, headers=bad, ssl=ssl, allow_redirects=False)
                 assert reply.status == 401 or path in OPEN, (method, path, reply.status)
+                if path.startswith("/sdapi/"):
+                    # A1111 clients send HTTP Basic (any user, the token as password): a wrong one is refused too.
+                    wrong = aiohttp.BasicAuth("user", "not-a-token")
+                    reply = await session.request(method, base + path, auth=wrong, ssl=ssl, allow_redirects=False)
+                    assert reply.status == 401, (method, path, reply.status)
     assert opened == OPEN
 
 
