@@ -3,6 +3,7 @@ between re-queues nothing, an interrupted move is put right at the next start, a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from cauldrond.media.trash import move_all
 from cauldrond.store import Store, recover
+from cauldrond.store.backup import write_backup
 from cauldrond.store.integrity import check_files
 from cauldrond.store.trash import TrashError
 from tests.store.test_recovery import MAX_ATTEMPTS, finished_experiment, images_dir, snapshot, write_image
@@ -168,3 +170,18 @@ async def test_an_emptied_images_id_never_comes_back(store: Store, images_dir: P
     await store.jobs.mark_running(more_jobs)
     regenerated = await store.jobs.complete(more_jobs[0], write_image(images_dir, 9, 0))
     assert regenerated == newest + 2
+
+
+async def test_a_backup_keeps_trashed_images_in_its_own_trash(store: Store, images_dir: Path, tmp_path: Path) -> None:
+    _, _, image_ids = await finished_experiment(store, images_dir, 2)
+    [trashed] = await store.trash.delete([image_ids[0]], images_dir, SIZES)
+    kept = await store.images.get(image_ids[1])
+    assert kept is not None
+    dest = tmp_path / "backup"
+
+    report = await asyncio.to_thread(write_backup, store.path, images_dir, dest, images_dir.parent)
+
+    assert report.images == 2 and report.copied == 2 and report.missing == report.altered == []
+    assert sha256_file(dest / "trash" / "images" / trashed.path) == trashed.sha256
+    assert sha256_file(dest / "images" / kept.path) == kept.sha256
+    assert not (dest / "images" / trashed.path).exists()
