@@ -137,18 +137,21 @@ function readDraft(key, initial) {
 }
 
 export function useDraft(key, initial) {
-  const [value, setValue] = useState(() => readDraft(key, initial));
+  // Kept with its key, so that a screen switching drafts (another experiment's "run again") reads the new one.
+  const [draft, setDraft] = useState(() => ({ key, value: readDraft(key, initial) }));
+  const value = draft.key === key ? draft.value : readDraft(key, initial);
   const initialRef = useRef(initial);
   initialRef.current = initial;
   const update = useCallback((next) => {
-    setValue((old) => {
-      const resolved = typeof next === 'function' ? next(old) : next;
+    setDraft((old) => {
+      const previous = old.key === key ? old.value : readDraft(key, initialRef.current);
+      const resolved = typeof next === 'function' ? next(previous) : next;
       try {
         window.localStorage.setItem(DRAFT_PREFIX + key, JSON.stringify(resolved));
       } catch (error) {
         console.warn('could not keep the draft', error); // storage full or disabled: the form still works
       }
-      return resolved;
+      return { key, value: resolved };
     });
   }, [key]);
   const clear = useCallback(() => {
@@ -157,7 +160,7 @@ export function useDraft(key, initial) {
     } catch (error) {
       // storage disabled: nothing was kept
     }
-    setValue(initialRef.current);
+    setDraft({ key, value: initialRef.current });
   }, [key]);
   return [value, update, clear];
 }

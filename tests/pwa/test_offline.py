@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.conftest import FAST
 from tests.daemon.process import DaemonProcess
-from tests.pwa.conftest import assert_accessible, open_page, pair_context, rpc, screenshot
+from tests.pwa.conftest import assert_accessible, open_page, pair_context, rpc, run_js_unit_tests, screenshot
 from tests.pwa.service_worker_helpers import (
     CACHE_NAMES,
     CACHED_URLS,
@@ -111,3 +111,13 @@ def test_an_ended_experiment_notifies_and_its_viewed_thumbnail_is_cached(
     plain_problems.check()
     allowed.close()
     plain.close()
+
+
+def test_drafts_survive_a_reload_until_cleared_unit_tests_in_the_browser(
+    browser: Any, app_daemon: DaemonProcess
+) -> None:
+    context = browser.new_context(base_url=app_daemon.url)
+    results = run_js_unit_tests(context, "draft.test.js")
+    context.close()
+    assert not results["failed"], results["failed"]
+    assert len(results["passed"]) == 5
