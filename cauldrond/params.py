@@ -46,6 +46,8 @@ class Param:
     column: str | None = None  # export column; the field's name when None
     option: str | None = None  # the client's command-line option ("--cfg"); None: no option of its own
     option_help: str = ""
+    # The A1111 API's txt2img field that carries it ("sampler_name"), or "override_settings.<key>".
+    a1111_api: str | None = None
 
 
 class GenerationParams(BaseModel):
@@ -53,10 +55,12 @@ class GenerationParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    prompt: Annotated[str, Param(Batching.PER_IMAGE)] = Field(max_length=4000, description="Positive prompt")
-    negative_prompt: Annotated[str, Param(Batching.PER_IMAGE, option="--negative", option_help="Negative prompt.")] = (
-        Field(default="", max_length=4000)
+    prompt: Annotated[str, Param(Batching.PER_IMAGE, a1111_api="prompt")] = Field(
+        max_length=4000, description="Positive prompt"
     )
+    negative_prompt: Annotated[
+        str, Param(Batching.PER_IMAGE, option="--negative", option_help="Negative prompt.", a1111_api="negative_prompt")
+    ] = Field(default="", max_length=4000)
     model: Annotated[
         str,
         Param(
@@ -65,6 +69,7 @@ class GenerationParams(BaseModel):
             infotext_rank=70,
             option="--model",
             option_help="Model name (see `cauldronctl models`) [default: the daemon's default_model].",
+            a1111_api="override_settings.sd_model_checkpoint",
         ),
     ] = Field(default="tiny-sd", min_length=1, max_length=300, description="Model name from models.list")
     sampler: Annotated[
@@ -75,6 +80,7 @@ class GenerationParams(BaseModel):
             infotext_rank=20,
             option="--sampler",
             option_help='A1111 sampler name, e.g. "Euler a" (see `cauldronctl samplers`).',
+            a1111_api="sampler_name",
         ),
     ] = Field(default="Euler a", description="A1111 sampler name from samplers.list")
     schedule: Annotated[
@@ -86,14 +92,22 @@ class GenerationParams(BaseModel):
             infotext_default=False,
             option="--schedule",
             option_help="Automatic, Karras or Exponential.",
+            a1111_api="scheduler",
         ),
     ] = Field(default="Automatic", description="Schedule type: Automatic, Karras or Exponential")
-    steps: Annotated[int, Param(Batching.SHARED, infotext="Steps", infotext_rank=10, option="--steps")] = Field(
-        default=20, ge=1, le=500
-    )
+    steps: Annotated[
+        int, Param(Batching.SHARED, infotext="Steps", infotext_rank=10, option="--steps", a1111_api="steps")
+    ] = Field(default=20, ge=1, le=500)
     cfg_scale: Annotated[
         float,
-        Param(Batching.PER_IMAGE, infotext="CFG scale", infotext_rank=40, option="--cfg", option_help="CFG scale."),
+        Param(
+            Batching.PER_IMAGE,
+            infotext="CFG scale",
+            infotext_rank=40,
+            option="--cfg",
+            option_help="CFG scale.",
+            a1111_api="cfg_scale",
+        ),
     ] = Field(default=7.0, ge=0.0, le=50.0)
     seed: Annotated[
         int,
@@ -103,17 +117,25 @@ class GenerationParams(BaseModel):
             infotext_rank=50,
             option="--seed",
             option_help="-1 draws a random seed (the one used is recorded).",
+            a1111_api="seed",
         ),
     ] = Field(default=RANDOM_SEED, ge=RANDOM_SEED, le=MAX_SEED, description="-1 draws a random seed")
-    width: Annotated[int, Param(Batching.SHARED, infotext="Size", infotext_rank=60, option="--width")] = Field(
-        default=512, ge=64, le=4096
-    )
-    height: Annotated[int, Param(Batching.SHARED, infotext="Size", infotext_rank=60, option="--height")] = Field(
-        default=512, ge=64, le=4096
-    )
+    width: Annotated[
+        int, Param(Batching.SHARED, infotext="Size", infotext_rank=60, option="--width", a1111_api="width")
+    ] = Field(default=512, ge=64, le=4096)
+    height: Annotated[
+        int, Param(Batching.SHARED, infotext="Size", infotext_rank=60, option="--height", a1111_api="height")
+    ] = Field(default=512, ge=64, le=4096)
     clip_skip: Annotated[
         int,
-        Param(Batching.SHARED, infotext="Clip skip", infotext_rank=80, infotext_default=False, option="--clip-skip"),
+        Param(
+            Batching.SHARED,
+            infotext="Clip skip",
+            infotext_rank=80,
+            infotext_default=False,
+            option="--clip-skip",
+            a1111_api="override_settings.CLIP_stop_at_last_layers",
+        ),
     ] = Field(default=1, ge=1, le=12)
     # cauldron's eta is DDIM's (the samplers whose scheduler step takes ``eta``); ancestral samplers always use 1.
     eta: Annotated[
@@ -125,6 +147,7 @@ class GenerationParams(BaseModel):
             infotext_default=False,
             option="--eta",
             option_help="DDIM's eta (0 deterministic, 1 as DDPM); other samplers ignore it.",
+            a1111_api="eta",
         ),
     ] = Field(default=0.0, ge=0.0, le=1.0)
 
@@ -208,6 +231,11 @@ def export_columns() -> tuple[tuple[str, str], ...]:
 def infotext_entries() -> tuple[InfotextEntry, ...]:
     """A1111's ``key: value`` pairs the fields make, in A1111's order."""
     return _infotext_of(PARAMS_MODEL)
+
+
+def a1111_api_fields() -> tuple[tuple[str, str], ...]:
+    """(field name, A1111 API field) for each field the A1111 API carries (a1111/translate.py)."""
+    return tuple((field.name, field.param.a1111_api) for field in param_fields() if field.param.a1111_api)
 
 
 def cli_options() -> tuple[tuple[str, str, str, str], ...]:

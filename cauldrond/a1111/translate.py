@@ -17,7 +17,7 @@ from cauldrond.a1111.catalogue import schedule_of
 from cauldrond.a1111.errors import A1111Error, field_error
 from cauldrond.a1111.schemas import TXT2IMG_DEFAULTS, Txt2ImgFields
 from cauldrond.experiments.kinds import a1111_spec
-from cauldrond.params import MAX_SEED, RANDOM_SEED
+from cauldrond.params import MAX_SEED, RANDOM_SEED, a1111_api_fields
 
 Treatment = Literal["supported", "refused", "ignored"]
 XYZ_SCRIPT = "x/y/z plot"
@@ -127,13 +127,12 @@ assert set(RULES) == set(TXT2IMG_DEFAULTS), set(RULES) ^ set(TXT2IMG_DEFAULTS)
 OVERRIDE_MODEL = "sd_model_checkpoint"
 OVERRIDE_CLIP_SKIP = "CLIP_stop_at_last_layers"
 OWN_VAE = ("Automatic", "None", "")
-# Our error fields → the A1111 request field a client wrote.
-SPEC_FIELDS = {
-    "sampler": "sampler_name",
-    "schedule": "scheduler",
-    "model": f"override_settings.{OVERRIDE_MODEL}",
-    "clip_skip": f"override_settings.{OVERRIDE_CLIP_SKIP}",
-}
+# Our error fields → the A1111 request field a client wrote (params.py declares each field's).
+SPEC_FIELDS = {name: a1111 for name, a1111 in a1111_api_fields() if a1111 != name}
+assert SPEC_FIELDS["model"] == f"override_settings.{OVERRIDE_MODEL}"
+assert SPEC_FIELDS["clip_skip"] == f"override_settings.{OVERRIDE_CLIP_SKIP}"
+# Params that plan_txt2img decides itself; every other one is the request field params.py names, as sent.
+DECIDED_HERE = frozenset({"sampler", "schedule", "seed", "model", "clip_skip"})
 
 
 @dataclass(frozen=True)
@@ -202,20 +201,14 @@ def plan_txt2img(
     model_wanted = overrides.get(OVERRIDE_MODEL)
     if model_wanted is not None and not isinstance(model_wanted, str):
         raise field_error(f"override_settings.{OVERRIDE_MODEL}", "must be a checkpoint title or name")
-    base: dict[str, Any] = {
-        "prompt": fields.prompt,
-        "negative_prompt": fields.negative_prompt,
-        "sampler": fields.sampler_name or fields.sampler_index or "Euler",
-        "schedule": schedule,
-        "steps": fields.steps,
-        "cfg_scale": fields.cfg_scale,
-        "width": fields.width,
-        "height": fields.height,
+    sent = {name: getattr(fields, a1111, None) for name, a1111 in a1111_api_fields() if name not in DECIDED_HERE}
+    base: dict[str, Any] = {name: value for name, value in sent.items() if value is not None}  # None: not sent
+    base.update(
+        sampler=fields.sampler_name or fields.sampler_index or "Euler",
+        schedule=schedule,
         # A1111 clamps CLIP skip to at least 1 (0 and 1 both mean "the last layer").
-        "clip_skip": max(1, int(request_clip_skip)),
-    }
-    if fields.eta is not None:
-        base["eta"] = fields.eta
+        clip_skip=max(1, int(request_clip_skip)),
+    )
     seeds = request_seeds(fields.seed, count)
     spec_base, axes = a1111_spec(base=base, seeds=seeds)
     return Txt2ImgPlan(fields, spec_base, axes, seeds, model_wanted or None, script)
