@@ -31,6 +31,8 @@ from tests.pwa.conftest import (
 from tests.waiting import finished as wait_finished
 
 FULL_PNG = re.compile(r"/images/\d+\.png")
+# A bound, not a measurement: on the shared 2-core test machine one 64x64 image can take 30 s under load.
+FINISH_TIMEOUT_S = 400
 SWEEP_AXES = {"cfg_scale": [3.0, 7.0], "steps": [2, 3]}
 
 
@@ -39,10 +41,10 @@ def finished(daemon: DaemonProcess, experiment_id: int) -> dict[str, Any]:
 
     async def wait() -> dict[str, Any]:
         async with Client(daemon.url, daemon.token) as client:
-            return await wait_finished(client, experiment_id)
+            return await wait_finished(client, experiment_id, timeout=FINISH_TIMEOUT_S)
 
     with ThreadPoolExecutor(max_workers=1) as pool:  # Playwright's sync API owns this thread's event loop
-        return pool.submit(asyncio.run, wait()).result(timeout=180)
+        return pool.submit(asyncio.run, wait()).result(timeout=FINISH_TIMEOUT_S + 30)
 
 
 def image_of(jobs: list[dict[str, Any]], **params: Any) -> int:
@@ -96,7 +98,7 @@ def test_grid_fills_in_live_then_viewer_compare_and_favourite_on_a_phone(
     expect(page.locator("table.grid-table thead th")).to_have_text(["cfg_scale \\ steps", "2", "3"])
     rpc(app_daemon, "queue.resume")
     thumbs = page.locator("table.grid-table img")
-    expect(thumbs).to_have_count(4, timeout=120_000)
+    expect(thumbs).to_have_count(4, timeout=FINISH_TIMEOUT_S * 1000)
     jobs = finished(app_daemon, sweep["id"])["jobs"]
     expected = {
         (0, 0): image_of(jobs, cfg_scale=3.0, steps=2),
@@ -189,6 +191,7 @@ def test_grid_fills_in_live_then_viewer_compare_and_favourite_on_a_phone(
 def test_grid_viewer_and_compare_on_a_tablet(browser: Any, app_daemon: DaemonProcess, sweep: dict[str, Any]) -> None:
     from playwright.sync_api import expect
 
+    rpc(app_daemon, "queue.resume")  # the sweep was created paused; the phone test resumes it when run first
     jobs = finished(app_daemon, sweep["id"])["jobs"]
     context = pair_context(browser, app_daemon, "tablet")
     page, problems = open_page(context, f"/experiments/{sweep['id']}")
@@ -224,7 +227,7 @@ def test_convergence_analysis_and_csv_export(browser: Any, app_daemon: DaemonPro
             "prompts": ["a lighthouse at dusk"],
             "models": ["tiny-sd"],
             "samplers": ["Euler", "DDIM"],
-            "steps": [2, 3, 4],
+            "steps": [2, 3],
             "seeds": [5],
         },
     )
@@ -251,7 +254,7 @@ def test_convergence_analysis_and_csv_export(browser: Any, app_daemon: DaemonPro
     export = rpc(app_daemon, "experiments.export", {"experiment_id": experiment_id, "format": "csv"})
     assert saved.read_text(encoding="utf-8") == export["content"]
     lines = saved.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 1 + 6 and "steps" in lines[0].split(",")
+    assert len(lines) == 1 + 4 and "steps" in lines[0].split(",")
     screenshot(page, "experiment-analysis", "phone")
     assert_accessible(page, "experiment analysis")
     problems.check()
