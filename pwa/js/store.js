@@ -21,7 +21,11 @@ export function useRpc() {
 export function useConnectionState() {
   const rpc = useRpc();
   const [state, setState] = useState(rpc ? rpc.state : 'closed');
-  useEffect(() => (rpc ? rpc.onState((next) => setState(next)) : undefined), [rpc]);
+  useEffect(() => {
+    if (!rpc) return undefined;
+    setState(rpc.state); // the socket may have opened between the render and this effect: that change was missed
+    return rpc.onState((next) => setState(next));
+  }, [rpc]);
   return state;
 }
 
