@@ -39,6 +39,9 @@ _UNET_TOP_LEVEL = {
     "conv_norm_out": "out.0",
     "conv_out": "out.2",
 }
+_UNET_SDXL_ADDED = {"add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2"}
+SDXL_CLIP_PREFIX = "conditioner.embedders.0.transformer.text_model."
+SDXL_OPEN_CLIP_PREFIX = "conditioner.embedders.1.model."
 # diffusers ResnetBlock2D part -> LDM ResBlock part
 _UNET_RESNET_PARTS = {
     "norm1": "in_layers.0",
@@ -171,8 +174,8 @@ def _unet_renamer(config: Mapping[str, Any]) -> Callable[[str], str | None]:
     if not isinstance(layers, int):
         raise UnsupportedModelError("unet: layers_per_block must be one number for the LDM layout")
     for option in ("class_embed_type", "addition_embed_type", "encoder_hid_dim", "num_class_embeds"):
-        if config.get(option) is not None:
-            raise UnsupportedModelError(f"unet: {option} has no SD 1.x LDM equivalent")
+        if config.get(option) is not None and not (option == "addition_embed_type" and config[option] == "text_time"):
+            raise UnsupportedModelError(f"unet: {option} has no SD 1.x/SDXL LDM equivalent")
     # LDM numbers the UNet's layers in one list per side: each down level holds `layers` resnet(+attention)
     # rows plus one downsampler row (but the last level); each up level holds layers + 1 rows, the upsampler
     # sharing the last row after the attention, if any.
@@ -188,6 +191,8 @@ def _unet_renamer(config: Mapping[str, Any]) -> Callable[[str], str | None]:
         head, _, leaf = key.rpartition(".")
         if head in _UNET_TOP_LEVEL:
             return f"{UNET_PREFIX}{_UNET_TOP_LEVEL[head]}.{leaf}"
+        if head in _UNET_SDXL_ADDED:  # SDXL's time-id + pooled-text embedding
+            return f"{UNET_PREFIX}{_UNET_SDXL_ADDED[head]}.{leaf}"
         if m := re.fullmatch(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
             row = 1 + int(m[1]) * per_level + int(m[3])
             if m[2] == "attentions":
@@ -260,7 +265,7 @@ def _vae_to_ldm(tensors: Mapping[str, torch.Tensor], config: Mapping[str, Any]) 
     return out
 
 
-def _text_to_ldm(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _text_to_ldm(tensors: Mapping[str, torch.Tensor], prefix: str = CLIP_PREFIX) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for key, tensor in tensors.items():
         # transformers >= 5.6 saves CLIPTextModel without its `text_model.` wrapper; older versions with it.
@@ -269,7 +274,7 @@ def _text_to_ldm(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
             continue
         if bare.startswith("text_projection."):
             raise UnsupportedModelError("text_encoder: a projection head is not part of an SD 1.x checkpoint")
-        out[CLIP_PREFIX + bare] = tensor
+        out[prefix + bare] = tensor
     return out
 
 
@@ -279,12 +284,22 @@ def convert_to_ldm(folder: Path) -> dict[str, torch.Tensor]:
     if not index_path.is_file():
         raise UnsupportedModelError(f"{folder} is not a diffusers pipeline folder (no model_index.json)")
     index = json.loads(index_path.read_text(encoding="utf-8"))
-    if index.get("text_encoder", [None, None])[1] != "CLIPTextModel" or "text_encoder_2" in index:
-        raise UnsupportedModelError(f"{folder}: only SD 1.x pipelines (one CLIPTextModel) can be exported")
+    sdxl = index.get("_class_name") == "StableDiffusionXLPipeline"
+    if index.get("text_encoder", [None, None])[1] != "CLIPTextModel" or ("text_encoder_2" in index) != sdxl:
+        raise UnsupportedModelError(f"{folder}: only SD 1.x (one CLIPTextModel) and SDXL pipelines can be exported")
     unet_config = _read_config(folder / "unet")
     state = _rename_all(_load_component(folder / "unet"), _unet_renamer(unet_config), "unet")
     state.update(_vae_to_ldm(_load_component(folder / "vae"), _read_config(folder / "vae")))
-    state.update(_text_to_ldm(_load_component(folder / "text_encoder")))
+    if not sdxl:
+        state.update(_text_to_ldm(_load_component(folder / "text_encoder")))
+        return state
+    from cauldrond.models.open_clip_layout import OpenClipLayoutError, to_open_clip
+
+    state.update(_text_to_ldm(_load_component(folder / "text_encoder"), SDXL_CLIP_PREFIX))
+    try:
+        state.update(to_open_clip(_load_component(folder / "text_encoder_2"), SDXL_OPEN_CLIP_PREFIX))
+    except OpenClipLayoutError as exc:
+        raise UnsupportedModelError(str(exc)) from exc
     return state
 
 

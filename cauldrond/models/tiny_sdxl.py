@@ -20,7 +20,9 @@ DEFAULT_NAME = "tiny-sdxl"
 TINY_SDXL_VERSION = 1
 _SEED = 7_654_321
 
-TEXT_HIDDEN_SIZE = 32  # both encoders; SDXL base: 768 and 1280
+TEXT_HIDDEN_SIZE = 32  # SDXL base: 768
+# Wider than the first, as in SDXL base (1280): diffusers' single-file loader tells the encoders apart by width.
+TEXT_2_HIDDEN_SIZE = 48
 POOLED_SIZE = 32  # text_encoder_2's projection; SDXL base: 1280
 TIME_EMBED_DIM = 8  # per time id; SDXL base: 256
 
@@ -35,7 +37,7 @@ UNET_CONFIG: dict[str, Any] = {
     "transformer_layers_per_block": (1, 1, 2),  # SDXL base: (1, 2, 10)
     "attention_head_dim": (2, 4, 4),
     "use_linear_projection": True,
-    "cross_attention_dim": 2 * TEXT_HIDDEN_SIZE,
+    "cross_attention_dim": TEXT_HIDDEN_SIZE + TEXT_2_HIDDEN_SIZE,
     "addition_embed_type": "text_time",
     "addition_time_embed_dim": TIME_EMBED_DIM,
     # six time ids (original size, crop corner, target size), each embedded, then the pooled text embedding
@@ -63,12 +65,12 @@ SCHEDULER_CONFIG: dict[str, Any] = {
 }
 
 
-def _text_config(hidden_act: str) -> dict[str, Any]:
+def _text_config(hidden_act: str, hidden_size: int) -> dict[str, Any]:
     bos_id, eos_id = tokenizer_files.special_token_ids()
     return {
         "vocab_size": tokenizer_files.vocab_size(),
-        "hidden_size": TEXT_HIDDEN_SIZE,
-        "intermediate_size": 64,
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
         "num_hidden_layers": 3,  # SDXL reads the penultimate layer, so more than one is needed
         "num_attention_heads": 4,
         "max_position_embeddings": tokenizer_files.MODEL_MAX_LENGTH,
@@ -106,9 +108,10 @@ def _write_model(folder: Path, name: str) -> None:
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_SEED)
-        text_encoder = CLIPTextModel(CLIPTextConfig(**_text_config("quick_gelu")))  # CLIP ViT-L's activation
+        # The activations of CLIP ViT-L and OpenCLIP bigG, as in SDXL base.
+        text_encoder = CLIPTextModel(CLIPTextConfig(**_text_config("quick_gelu", TEXT_HIDDEN_SIZE)))
         torch.manual_seed(_SEED + 1)
-        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**_text_config("gelu")))  # OpenCLIP bigG's
+        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**_text_config("gelu", TEXT_2_HIDDEN_SIZE)))
         torch.manual_seed(_SEED + 2)
         unet = UNet2DConditionModel(**UNET_CONFIG)
         torch.manual_seed(_SEED + 3)

@@ -1,10 +1,11 @@
-"""Our own denoising loop for Stable Diffusion 1.x/2.x pipelines, with a guidance scale per image.
+"""Our own denoising loop for Stable Diffusion 1.x/2.x and SDXL pipelines, with a guidance scale per image.
 
 ``StableDiffusionPipeline.__call__`` takes one scalar ``guidance_scale``, so a CFG sweep would need one call
 per CFG value. This loop is that ``__call__`` step for step (diffusers 0.42), reusing the pipeline's own
 helpers wherever they exist (``retrieve_timesteps``, ``prepare_latents``, ``prepare_extra_step_kwargs``,
 ``get_guidance_scale_embedding``, ``rescale_noise_cfg``, ``run_safety_checker``, the image processor), and
-differs only where guidance is applied: with a (B, 1, 1, 1) tensor instead of a scalar.
+differs only where guidance is applied: with a (B, 1, 1, 1) tensor instead of a scalar. SDXL's extra inputs
+(pooled embeddings, time ids) and its VAE decode are in sdxl.py.
 
 Guidance follows A1111, not diffusers, at scales of 1 and below: diffusers skips classifier-free guidance
 altogether when ``guidance_scale <= 1`` (so 0.5 and 1 both give the plain conditional prediction), while
@@ -24,9 +25,10 @@ import torch
 from PIL import Image
 
 from cauldrond.providers.base import GenerationInterrupted, ProgressCallback, StopCheck
+from cauldrond.providers.diffusers import sdxl
 
 # Exactly these classes: a subclass may override __call__ with semantics this loop would silently drop.
-SUPPORTED_PIPELINES = ("StableDiffusionPipeline",)
+SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")
 
 
 def supports(pipeline: Any) -> bool:
@@ -46,6 +48,9 @@ class DenoiseRequest:
     num_inference_steps: int
     eta: float = 0.0
     guidance_rescale: float = 0.0
+    # SDXL only: the second encoder's pooled embeddings, (B, dim) each
+    pooled_embeds: torch.Tensor | None = None
+    negative_pooled_embeds: torch.Tensor | None = None
 
 
 class StepProgress:
@@ -136,6 +141,21 @@ def _denoise(
         batch, num_channels, height, width, prompt_embeds.dtype, device, request.generators, request.latents
     )
     extra_step_kwargs = pipeline.prepare_extra_step_kwargs(request.generators, request.eta)
+    added_cond_kwargs = None
+    if sdxl.is_sdxl(pipeline):
+        if request.pooled_embeds is None or request.negative_pooled_embeds is None:
+            raise ValueError("an SDXL denoise request needs the pooled embeddings of both prompts")
+        added_cond_kwargs = sdxl.added_conditioning(
+            pipeline,
+            request.pooled_embeds,
+            request.negative_pooled_embeds,
+            height,
+            width,
+            do_cfg,
+            prompt_embeds.dtype,
+        )
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(0)  # as SDXL's __call__ does (SD 1.x's does not)
 
     timestep_cond = None
     if embedded_guidance:
@@ -159,7 +179,7 @@ def _denoise(
             encoder_hidden_states=prompt_embeds,
             timestep_cond=timestep_cond,
             cross_attention_kwargs=None,
-            added_cond_kwargs=None,
+            added_cond_kwargs=added_cond_kwargs,
             return_dict=False,
         )[0]
         if do_cfg:
@@ -172,6 +192,8 @@ def _denoise(
         if should_stop():
             raise GenerationInterrupted(f"stopped after step {steps.done}")
 
+    if added_cond_kwargs is not None:
+        return sdxl.decode(pipeline, latents)
     return _decode(pipeline, latents, request.generators, device, prompt_embeds.dtype)
 
 

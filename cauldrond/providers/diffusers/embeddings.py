@@ -17,6 +17,8 @@ DEFAULT_MAX_ENTRIES = 256
 DEFAULT_MAX_BYTES = 256 * 1024**2  # SD 1.x: ~0.5 MB per entry in float32, so the entry count binds first
 
 _Key = tuple[str, str, int | None]  # prompt, negative prompt, diffusers clip_skip
+# (cond, uncond) for SD 1.x/2.x; (cond, uncond, pooled cond, pooled uncond) for SDXL's two encoders
+_Entry = tuple[torch.Tensor, ...]
 
 
 class PromptEmbeddingCache:
@@ -33,7 +35,7 @@ class PromptEmbeddingCache:
         self.hits = 0
         self.misses = 0
         self.model_key: str | None = None
-        self._entries: OrderedDict[_Key, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -62,6 +64,19 @@ class PromptEmbeddingCache:
         ``model_key`` names the weights, device and dtype the pipeline runs with; a new key empties the cache,
         since another model's embeddings are meaningless to this one. ``clip_skip`` is diffusers' count of
         skipped layers (None for the last layer), passed on to ``encode_prompt`` unchanged."""
+        cond, uncond, *_ = self.encode_all(pipeline, model_key, prompts, negative_prompts, clip_skip)
+        return cond, uncond
+
+    def encode_all(
+        self,
+        pipeline: Any,
+        model_key: str,
+        prompts: Sequence[str],
+        negative_prompts: Sequence[str],
+        clip_skip: int | None,
+    ) -> tuple[torch.Tensor, ...]:
+        """Every tensor the pipeline's ``encode_prompt`` returns, each batched one row per prompt: for SDXL also
+        the pooled embeddings of the positive and negative prompts (its UNet takes them beside the time ids)."""
         if len(prompts) != len(negative_prompts):
             raise ValueError("one negative prompt per prompt")
         if model_key != self.model_key:
@@ -71,9 +86,9 @@ class PromptEmbeddingCache:
             self._get(pipeline, (prompt, negative, clip_skip))
             for prompt, negative in zip(prompts, negative_prompts, strict=True)
         ]
-        return torch.cat([cond for cond, _ in rows]), torch.cat([uncond for _, uncond in rows])
+        return tuple(torch.cat(column) for column in zip(*rows, strict=True))
 
-    def _get(self, pipeline: Any, key: _Key) -> tuple[torch.Tensor, torch.Tensor]:
+    def _get(self, pipeline: Any, key: _Key) -> _Entry:
         found = self._entries.get(key)
         if found is not None:
             self.hits += 1
@@ -91,20 +106,21 @@ class PromptEmbeddingCache:
         return entry
 
 
-def _encode_one(pipeline: Any, prompt: str, negative: str, clip_skip: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _encode_one(pipeline: Any, prompt: str, negative: str, clip_skip: int | None) -> _Entry:
     # As the pipeline's __call__ does it: under no_grad, on the execution device, with guidance on so the
-    # negative embedding is made too (diffusers applies clip_skip to the positive prompt only).
+    # negative embedding is made too (diffusers applies clip_skip to the positive prompt only). Keywords, since
+    # SDXL's encode_prompt puts prompt_2 second; SDXL's second prompts default to the first ones, as in A1111.
     with torch.no_grad():
-        cond, uncond = pipeline.encode_prompt(
-            prompt,
-            pipeline._execution_device,
-            1,
-            True,
-            negative,
+        encoded = pipeline.encode_prompt(
+            prompt=prompt,
+            device=pipeline._execution_device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=True,
+            negative_prompt=negative,
             clip_skip=clip_skip,
         )
-    return cond, uncond
+    return tuple(encoded)
 
 
-def _size(entry: tuple[torch.Tensor, torch.Tensor]) -> int:
+def _size(entry: _Entry) -> int:
     return sum(tensor.numel() * tensor.element_size() for tensor in entry)

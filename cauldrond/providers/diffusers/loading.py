@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cauldrond.models import read_sidecar_config, sidecar_config_path
+from cauldrond.models import read_sidecar_config
 from cauldrond.models.tiny import MARKER_FILE
 from cauldrond.providers.base import ProviderError
 
@@ -286,8 +286,10 @@ def load_pipeline(source: ModelSource, models_dir: Path, *, allow_pickle: bool, 
     if source.kind == FOLDER:
         pipeline = _load_folder(source.name, source.path, allow_pickle=allow_pickle, dtype=dtype)
     else:
+        from cauldrond.providers.diffusers.single_file_loading import load_single_file
+
         check_single_file(source.path, allow_pickle)
-        pipeline = _load_single_file(source.name, source.path, models_dir, dtype=dtype)
+        pipeline = load_single_file(source.path, models_dir, dtype=dtype, dtype_kwarg=_dtype_kwarg())
     return pipeline, model_hash(source, models_dir)
 
 
@@ -302,6 +304,8 @@ def _load_folder(name: str, folder: Path, *, allow_pickle: bool, dtype: Any) -> 
     if not allow_pickle:
         # Without this diffusers falls back to .bin pickles when a component has no safetensors file.
         kwargs["use_safetensors"] = True
+    if isinstance(index, dict) and index.get("_class_name") == "StableDiffusionXLPipeline":
+        kwargs["add_watermarker"] = False  # as A1111 and ComfyUI: the image is the model's, unaltered
     if isinstance(index, dict) and "safety_checker" in index:
         # The daemon is a research tool run by the owner; a classifier blacking out images would skew results.
         kwargs.update(safety_checker=None, requires_safety_checker=False)
@@ -310,41 +314,6 @@ def _load_folder(name: str, folder: Path, *, allow_pickle: bool, dtype: Any) -> 
     except (OSError, ValueError) as exc:
         hint = "" if allow_pickle else " (pickle .bin weights are refused unless allow_pickle is set)"
         raise ProviderError(f"cannot load model {name!r}{hint}: {exc}") from exc
-
-
-def _load_single_file(name: str, path: Path, models_dir: Path, *, dtype: Any) -> Any:
-    import diffusers
-
-    kwargs: dict[str, Any] = {_dtype_kwarg(): dtype, "safety_checker": None, "requires_safety_checker": False}
-    pipeline_class: Any = diffusers.StableDiffusionPipeline
-    config_name = read_sidecar_config(path)
-    if config_name is None and sidecar_config_path(path).exists():
-        raise ProviderError(f"{sidecar_config_path(path).name} must hold the name of a diffusers folder")
-    if config_name is not None:
-        config = resolve_model(models_dir, config_name)
-        if config.kind != FOLDER or config.path is None:
-            raise ProviderError(
-                f"{sidecar_config_path(path).name} names {config_name!r}, "
-                "which is not a diffusers folder in the models dir"
-            )
-        # The config folder's pipeline class (SD, SDXL...) decides how the checkpoint's keys are read.
-        class_name = _read_json(config.path / "model_index.json").get("_class_name")
-        candidate = getattr(diffusers, str(class_name), None)
-        if candidate is not None and hasattr(candidate, "from_single_file"):
-            pipeline_class = candidate
-        kwargs.update(config=str(config.path), local_files_only=True)
-    else:
-        kwargs["local_files_only"] = hub_offline()
-    try:
-        return pipeline_class.from_single_file(str(path), **kwargs)
-    except Exception as exc:
-        # diffusers raises a wide range of types here (OSError, ValueError, KeyError, hub errors...).
-        if config_name is None:
-            raise ProviderError(
-                f"cannot load {path.name}: without a sidecar {sidecar_config_path(path).name} naming a "
-                f"diffusers folder in the models dir, diffusers needs the hub for the model config ({exc})"
-            ) from exc
-        raise ProviderError(f"cannot load {path.name} with config {config_name!r}: {exc}") from exc
 
 
 def _load_hub(source: ModelSource, models_dir: Path, *, allow_pickle: bool, dtype: Any) -> tuple[Any, ModelHash]:

@@ -242,7 +242,7 @@ class DiffusersProvider:
                 info=self._image_info(loaded, sampler, schedule, probe, {name: getattr(first, name) for name in used}),
             )
             # Our loop applies CFG per image. __call__ takes one guidance scale, so a pipeline our loop does not
-            # reproduce (SDXL, subclasses) runs one call per CFG value: still correct, only less batched.
+            # reproduce (subclasses, other families) runs one call per CFG value: still correct, only less batched.
             groups = [list(range(len(batch)))] if run.own_loop else _indices_by_cfg(batch)
             results: list[GeneratedImage | None] = [None] * len(batch)
             # A step of a large image takes minutes on a CPU: stop checks also run between UNet/VAE blocks.
@@ -291,7 +291,8 @@ class DiffusersProvider:
         started = time.perf_counter()
         try:
             if run.own_loop:
-                prompt_embeds, negative_embeds = self.prompt_cache.encode(
+                # SD 1.x/2.x: (cond, uncond); SDXL adds both prompts' pooled embeddings.
+                prompt_embeds, negative_embeds, *pooled = self.prompt_cache.encode_all(
                     pipeline,
                     f"{run.loaded.sha256}:{self.device}:{_dtype_name(self.dtype)}",
                     [params.prompt for params in chunk],
@@ -306,6 +307,8 @@ class DiffusersProvider:
                     generators=generators,
                     num_inference_steps=first.steps,
                     eta=first.eta,
+                    pooled_embeds=pooled[0] if pooled else None,
+                    negative_pooled_embeds=pooled[1] if pooled else None,
                 )
                 images = denoise.run(pipeline, request, step_done, run.should_stop, on_latents)
             else:
