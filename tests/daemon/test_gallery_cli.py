@@ -34,6 +34,10 @@ async def test_cauldronctl_marks_deletes_restores_empties_and_lists_prompts(daem
     result = await ctl("images", "rate", str(second), "5")
     assert result.exit_code == 0 and f"image {second}: not a favourite, rated 5" in result.output, result.output
     assert image_rows(daemon) == [(first, 1, None, 0), (second, 0, 5, 0)]
+    for flags, shown in ((["--favorites"], [first]), (["--min-rating", "5"], [second]), ([], [second, first])):
+        result = await ctl("images", "list", *flags)
+        ids = [line.split()[0] for line in result.output.splitlines() if line.split()]
+        assert result.exit_code == 0 and [i for i in ids if i.isdigit()] == [str(i) for i in shown], result.output
 
     # Usage errors reach the daemon with nothing: exit 2, rows as they were.
     for args in (["images", "rate", str(second)], ["images", "rate", str(second), "6"], ["trash", "empty"]):

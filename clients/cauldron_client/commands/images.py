@@ -39,18 +39,37 @@ def images() -> None:
 @click.option("--oldest-first", is_flag=True, help="Ascending id instead of newest first.")
 @click.option("--before", "before_id", type=int, help="Newest first: only images with a smaller id (next page).")
 @click.option("--after", "after_id", type=int, help="With --oldest-first: only images with a larger id (next page).")
+@click.option("--favorites", is_flag=True, help="Only favourites.")
+@click.option("--min-rating", type=click.IntRange(1, 5), help="Only images rated at least this.")
+@click.option("--model", help="Only this model's images.")
+@click.option("--sampler", help='A1111 name ("DPM++ 2M Karras") or sampler name ("DPM++ 2M": any schedule).')
 def list_(
-    experiment_id: int | None, limit: int, oldest_first: bool, before_id: int | None, after_id: int | None
+    experiment_id: int | None,
+    limit: int,
+    oldest_first: bool,
+    before_id: int | None,
+    after_id: int | None,
+    favorites: bool,
+    min_rating: int | None,
+    model: str | None,
+    sampler: str | None,
 ) -> None:
-    """Images, newest first, with their path on the daemon's machine. When there are more, the last line says
-    how to get the next page."""
+    """Images, newest first, with their path on the daemon's machine (images in the trash are left out). When
+    there are more, the last line says how to get the next page."""
     if after_id is not None and not oldest_first:
         oldest_first = True  # --after only makes sense going up
     if before_id is not None and oldest_first:
         raise click.UsageError("--before pages newest first; with --oldest-first use --after")
     order = "oldest" if oldest_first else "newest"
+    filters = {"favorite": True if favorites else None, "min_rating": min_rating, "model": model, "sampler": sampler}
     result = call(
-        "images.list", experiment_id=experiment_id, limit=limit, order=order, after_id=after_id, before_id=before_id
+        "images.list",
+        experiment_id=experiment_id,
+        limit=limit,
+        order=order,
+        after_id=after_id,
+        before_id=before_id,
+        **filters,
     )
     if options().json:
         emit_json(result)
@@ -65,6 +84,9 @@ def list_(
     if result.get("has_more") and isinstance(cursor, dict) and cursor:
         (key, value), *_ = cursor.items()
         args = ["images", "list", *(["--experiment", str(experiment_id)] if experiment_id is not None else [])]
+        args += ["--favorites"] if favorites else []
+        args += [w for flag, v in (("--min-rating", min_rating), ("--model", model), ("--sampler", sampler))
+                 if v is not None for w in (flag, str(v))]  # fmt: skip
         args += ["--limit", str(limit)] if limit != 100 else []
         args += ["--before", str(value)] if key == "before_id" else ["--oldest-first", "--after", str(value)]
         more_rows_hint("images", *args)
