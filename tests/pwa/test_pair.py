@@ -94,6 +94,12 @@ def test_a_qr_link_fills_in_the_code_and_shows_its_fingerprint(browser: Any, app
     assert page.get_by_role("link", name="Download the certificate authority").get_attribute("href") == "/pair/ca.pem"
     for platform in ("iPhone and iPad (Safari)", "Android (Chrome)", "Desktop browser"):
         assert page.get_by_text(platform).is_visible()
+    page.get_by_text("Android (Chrome)").click()  # the steps open by touch, no hover
+    assert page.get_by_text("Install a certificate").is_visible()
+    screenshot(page, "pair-link", "phone")
+    page.emulate_media(color_scheme="dark")
+    assert_accessible(page, "pair from a QR link (dark theme)")
+    screenshot(page, "pair-link-dark", "phone")
     problems.check()
     context.close()
 
