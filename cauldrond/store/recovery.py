@@ -87,9 +87,7 @@ def _sweep(images_dir: Path, on_disk: Mapping[str, int], referenced: set[str]) -
     return temps, orphans
 
 
-def _follow_rows(
-    images_dir: Path, files: list[ImageFile], on_disk: dict[str, int], in_trash: dict[str, int]
-) -> int:
+def _follow_rows(images_dir: Path, files: list[ImageFile], on_disk: dict[str, int], in_trash: dict[str, int]) -> int:
     """Move each file that is not where its row says (images folder or trash) but is in the other place, and
     update the two scans to match. Returns how many moved."""
     moved = 0
