@@ -106,6 +106,7 @@ def test_watch_reorder_pause_and_cancel_a_run_from_the_now_screen(browser: Any, 
     expect(counter).not_to_have_attribute("data-step", "")
     seen = counter.get_attribute("data-step")
     expect(counter).not_to_have_attribute("data-step", seen or "", timeout=FIRST_RUN_MS)
+    page.get_by_role("heading", name="Now").scroll_into_view_if_needed()
     screenshot(page, "now", "phone")
 
     # Another device sees the same run.

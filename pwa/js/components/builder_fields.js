@@ -7,11 +7,11 @@ export function fieldId(name) {
 }
 
 // One labelled input (or textarea / select via `as`), its hint and its error.
-export function Field({ name, label, value, onInput, error, hint, as = 'input', type = 'text', options = null, rows = 3, inputmode, placeholder }) {
+export function Field({ name, label, value, onInput, error, hint, as = 'input', type = 'text', options = null, rows = 3, inputmode, placeholder, disabled = false }) {
   const id = fieldId(name);
   const described = [hint && `${id}-hint`, error && `${id}-error`].filter(Boolean).join(' ') || undefined;
   const common = {
-    id, name, 'aria-invalid': error ? 'true' : undefined, 'aria-describedby': described, placeholder,
+    id, name, 'aria-invalid': error ? 'true' : undefined, 'aria-describedby': described, placeholder, disabled,
   };
   let control;
   if (as === 'textarea') {
@@ -58,9 +58,11 @@ const LABELS = {
 };
 
 // The params every cell shares. `hide` leaves out those another part of the form sets (a convergence
-// experiment's axes); a field the form does not know (from "run again") is still shown, as text.
-export function BaseFields({ base, onChange, errors, models, samplers, hide = [] }) {
+// experiment's axes); `setBy` maps a field to the sweep axis that overrides it, which the field says instead of
+// taking input; a field the form does not know (from "run again") is still shown, as text.
+export function BaseFields({ base, onChange, errors, models, samplers, hide = [], setBy = {} }) {
   const set = (field) => (value) => onChange({ ...base, [field]: value });
+  const overridden = (field) => (setBy[field] ? { disabled: true, hint: `Set by the ${setBy[field]} axis` } : {});
   const shown = (field) => !hide.includes(field);
   const modelOptions = [{ value: '', label: `Default (${models ? models.default_model : '…'})` }]
     .concat((models ? models.models : []).map((m) => ({ value: m.name, label: m.name })));
@@ -75,18 +77,18 @@ export function BaseFields({ base, onChange, errors, models, samplers, hide = []
   const extra = Object.keys(base).filter((field) => !known.has(field) && shown(field));
   const numeric = (field) => html`
     <${Field} name=${field} label=${LABELS[field]} value=${base[field] ?? ''} onInput=${set(field)} error=${errors[field]}
-      inputmode=${field === 'cfg_scale' || field === 'eta' ? 'decimal' : 'numeric'} />`;
+      inputmode=${field === 'cfg_scale' || field === 'eta' ? 'decimal' : 'numeric'} ...${overridden(field)} />`;
   return html`
     <div class="base-fields">
       ${shown('negative_prompt') && html`<${Field} name="negative_prompt" label="Negative prompt" as="textarea" rows=${2}
         value=${base.negative_prompt ?? ''} onInput=${set('negative_prompt')} error=${errors.negative_prompt} />`}
       <div class="field-grid">
         ${shown('model') && html`<${Field} name="model" label="Model" as="select" options=${modelOptions} value=${base.model ?? ''}
-          onInput=${set('model')} error=${errors.model} />`}
+          onInput=${set('model')} error=${errors.model} ...${overridden('model')} />`}
         ${shown('sampler') && html`<${Field} name="sampler" label="Sampler" as="select" options=${samplerOptions} value=${base.sampler ?? ''}
-          onInput=${set('sampler')} error=${errors.sampler} />`}
+          onInput=${set('sampler')} error=${errors.sampler} ...${overridden('sampler')} />`}
         ${shown('schedule') && html`<${Field} name="schedule" label="Schedule" as="select" options=${scheduleOptions} value=${base.schedule ?? ''}
-          onInput=${set('schedule')} error=${errors.schedule} />`}
+          onInput=${set('schedule')} error=${errors.schedule} ...${overridden('schedule')} />`}
         ${['steps', 'cfg_scale', 'seed', 'width', 'height'].filter(shown).map(numeric)}
         ${['clip_skip', 'eta'].filter((f) => f in base && shown(f)).map(numeric)}
         ${extra.map((field) => html`<${Field} name=${field} label=${field} value=${base[field]} onInput=${set(field)} error=${errors[field]} />`)}

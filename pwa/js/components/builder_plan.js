@@ -5,7 +5,7 @@ import { formatDuration } from './ui.js';
 
 export function PlanSummary({ plan, error, waiting, idleText }) {
   let body;
-  if (!plan && !error) body = html`<p class="muted">${idleText}</p>`;
+  if (!plan && !error) body = html`<p class="muted">${waiting ? 'Working out the plan…' : idleText}</p>`;
   else if (!plan) body = html`<p class="muted">Fix the fields marked below to see the plan.</p>`;
   else {
     const estimate = plan.estimated_seconds === null || plan.estimated_seconds === undefined

@@ -29,7 +29,7 @@ function ExperimentRow({ experiment }) {
         ${`#${experiment.id} · ${experiment.kind} · ${counts.done} of ${counts.total} done`}${counts.failed ? ` · ${counts.failed} failed` : ''}${' · '}<time datetime=${experiment.created_at}>${when(experiment.created_at)}</time>
       </p>
       <div class="experiment-links">
-        <a class="button secondary" href=${`/new?from=${experiment.id}`} aria-label=${`Run ${name} again with changes`}>Run again with changes</a>
+        <a class="button secondary" href=${`/new?from=${experiment.id}`} aria-label=${`Run again with changes: ${name}`}>Run again with changes</a>
       </div>
     </li>`;
 }

@@ -53,6 +53,17 @@ function usePrefill(setDraft) {
   return null;
 }
 
+// Base fields a sweep axis with values overrides: the axis's own field, or those a size / prompt S/R axis writes.
+function overriddenBy(axes) {
+  const setBy = {};
+  for (const row of axes) {
+    if (row.values.trim() === '') continue;
+    const fields = row.name === 'size' ? ['width', 'height'] : row.name === 'prompt_sr' ? [] : [row.name];
+    for (const field of fields) setBy[field] = row.name;
+  }
+  return setBy;
+}
+
 function idleText(draft) {
   if (draft.kind === 'cfg') return 'Choose an image to see the plan.';
   return 'Type a prompt to see the plan.';
@@ -147,7 +158,7 @@ export function NewExperimentScreen() {
               <summary>${draft.kind === 'sweep' ? 'Parameters every cell shares' : 'Other parameters'}</summary>
               <${BaseFields} base=${draft.base} errors=${baseErrors} models=${models.data} samplers=${samplers.data}
                 hide=${draft.kind === 'convergence' ? ['prompt', 'model', 'sampler', 'steps', 'seed'] : ['prompt']}
-                onChange=${(base) => update({ base })} />
+                setBy=${draft.kind === 'sweep' ? overriddenBy(draft.axes) : {}} onChange=${(base) => update({ base })} />
             </details>`}
           <div class="field-grid">
             <${Field} name="name" label="Name (optional)" value=${draft.name} error=${errors.name} onInput=${(name) => update({ name })} />

@@ -39,6 +39,20 @@ function PauseButton({ queue, onChanged }) {
     </div>`;
 }
 
+// With nothing running, the newest image is the current result.
+function LatestImage() {
+  const latest = useQuery('images.list', { order: 'newest', limit: 1 }, { refreshOn: ['job.done'] });
+  const image = latest.data && latest.data.images[0];
+  if (!image) return null;
+  return html`
+    <figure class="now-latest">
+      <a href=${`/experiments/${image.experiment_id}`}>
+        <img src=${image.thumb_url || image.url} alt=${`The newest image: ${image.params.prompt}`} />
+      </a>
+      <figcaption class="muted">Newest image · ${image.params.sampler} · ${image.params.steps} steps · seed ${image.seed}</figcaption>
+    </figure>`;
+}
+
 export function NowScreen() {
   usePreviewSubscription();
   const queue = useQuery('queue.list', { limit: 20 }, { refreshOn: QUEUE_EVENTS });
@@ -57,7 +71,8 @@ export function NowScreen() {
           ${!queue.data && !queue.error && html`<${Loading} label="Asking the daemon" />`}
           ${running.length > 0
             ? html`<${RunningBatch} key=${running[0].experiment_id} running=${running} experiment=${runningExperiment} />`
-            : queue.data && html`<div class="card now-idle"><p>Nothing is running.${queue.data.paused ? '' : ' New experiments start at once.'}</p></div>`}
+            : queue.data && html`<div class="card now-idle"><p>Nothing is running.${queue.data.paused ? '' : ' New experiments start at once.'}</p>
+                <${LatestImage} /></div>`}
           ${queue.data && html`<${PauseButton} queue=${queue.data} onChanged=${queue.reload} />`}
         </div>
         <div class="now-queue">
