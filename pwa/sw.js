@@ -10,6 +10,8 @@
 // A classic script (not a module worker) so that older Safari versions run it too.
 'use strict';
 
+importScripts('/app/js/thumb_eviction.js'); // self.cauldronThumbsToEvict
+
 const SHELL_PREFIX = 'cauldron-shell-';
 const THUMBS_CACHE = 'cauldron-thumbs';
 // A 256 px WebP thumbnail is 5-20 KB and a 768 px one up to ~100 KB: 300 entries and 30 MB hold a few gallery pages.
@@ -83,20 +85,6 @@ async function fromShell(request, cacheKey) {
   return fetch(request);
 }
 
-// Which entries to drop so that at most MAX_THUMBS entries and MAX_THUMB_BYTES remain; `entries` is oldest first.
-function thumbsToEvict(entries, maxEntries = MAX_THUMBS, maxBytes = MAX_THUMB_BYTES) {
-  let count = entries.length;
-  let bytes = entries.reduce((sum, entry) => sum + entry.bytes, 0);
-  const evict = [];
-  for (const entry of entries) {
-    if (count <= maxEntries && bytes <= maxBytes) break;
-    evict.push(entry.request);
-    count -= 1;
-    bytes -= entry.bytes;
-  }
-  return evict;
-}
-
 let trimming = null;
 
 function trimThumbs() {
@@ -109,7 +97,8 @@ function trimThumbs() {
         const response = await cache.match(request);
         return { request, bytes: Number(response && response.headers.get(SIZE_HEADER)) || 0 };
       }));
-      await Promise.all(thumbsToEvict(entries).map((request) => cache.delete(request)));
+      const evict = self.cauldronThumbsToEvict(entries, MAX_THUMBS, MAX_THUMB_BYTES);
+      await Promise.all(evict.map((request) => cache.delete(request)));
     })().finally(() => { trimming = null; });
   }
   return trimming;

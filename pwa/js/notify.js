@@ -58,7 +58,8 @@ export function useExperimentNotifications() {
     if (event.retained || !rpc) return; // recovered at start-up: old news
     let experiment = null;
     try {
-      experiment = (await rpc.call('experiments.get', { experiment_id: event.experiment_id, jobs_limit: 1 })).experiment;
+      const params = { experiment_id: event.experiment_id, jobs_limit: 1 };
+      experiment = (await rpc.call('experiments.get', params)).experiment;
     } catch (error) {
       // the name is a nicety: say it without
     }

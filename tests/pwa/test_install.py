@@ -12,7 +12,7 @@ from typing import Any
 from PIL import Image
 
 from tests.daemon.process import DaemonProcess
-from tests.pwa.conftest import ACTION_TIMEOUT_MS, DEVICES, open_page, require_chromium
+from tests.pwa.conftest import ACTION_TIMEOUT_MS, DEVICES, open_page, require_chromium, run_js_unit_tests
 from tests.pwa.service_worker_helpers import CACHE_NAMES, CONTROLLER_SCRIPT, controlled_by_service_worker, poll
 
 FETCH_TEXT = "(url) => fetch(url).then((response) => response.text())"
@@ -126,3 +126,11 @@ def test_a_new_version_replaces_the_old_on_the_next_load(browser: Any, app_daemo
     assert not context.request.get("/app/css/shell.css").text().endswith(marker)
     problems.check()
     context.close()
+
+
+def test_the_thumbnail_cache_bound_unit_tests_pass_in_the_browser(browser: Any, app_daemon: DaemonProcess) -> None:
+    context = browser.new_context(base_url=app_daemon.url)
+    results = run_js_unit_tests(context, "thumb_eviction.test.js")
+    context.close()
+    assert not results["failed"], results["failed"]
+    assert len(results["passed"]) == 4
