@@ -136,7 +136,9 @@ function Root() {
     setRpc(client);
     return () => { offState(); offWake(); client.stop(); setRpc(null); };
   }, [signedIn]);
-  const signedOut = revoked || Boolean(session && session.signed_out);
+  // /signed-out is also a link target (another screen may send a refused device there).
+  const sentToSignedOut = Boolean(session && !session.signed_in && path === '/signed-out');
+  const signedOut = revoked || sentToSignedOut || Boolean(session && session.signed_out);
   useEffect(() => {
     if (signedOut) forgetCachedThumbnails();
   }, [signedOut]);
