@@ -29,7 +29,9 @@ def send_and_leave_open(daemon: DaemonThread, body: dict[str, Any]) -> socket.so
 
 def test_a_client_that_leaves_does_not_orphan_or_duplicate_its_request(a1111: DaemonThread) -> None:
     before = {e["id"] for e in a1111_experiments(a1111)}
-    body = {"prompt": "left behind", "seed": 11, "steps": 40, "width": 64, "height": 64, "n_iter": 2}
+    body = {"prompt": "left behind", "seed": 11, "steps": 2, "width": 64, "height": 64, "n_iter": 2}
+    # The queue is held while the client leaves, so it leaves with its request certainly unfinished.
+    a1111.rpc("queue.pause")
     connection = send_and_leave_open(a1111, body)
 
     def created() -> list[dict[str, Any]]:
@@ -38,7 +40,8 @@ def test_a_client_that_leaves_does_not_orphan_or_duplicate_its_request(a1111: Da
     try:
         new = poll(created, timeout=DEADLINE_S)
     finally:
-        connection.close()  # the client leaves while its request is queued or running
+        connection.close()  # the client leaves while its request is queued
+        a1111.rpc("queue.resume")
     assert len(new) == 1
     experiment_id = new[0]["id"]
 
