@@ -8,6 +8,8 @@ import io
 from typing import Annotated, Any
 
 import pytest
+from cauldron_client import generation_fields as client_options
+from cauldron_client.commands.generate import generate, sweep, sweep_experiment
 from pydantic import Field
 
 import cauldrond
@@ -109,3 +111,23 @@ def test_every_field_needs_exactly_one_marker() -> None:
 
     with pytest.raises(TypeError, match=r"Unmarked\.extra needs a plain type and exactly one Param marker"):
         params_module._fields_of(Unmarked)
+
+
+def test_the_clients_option_table_is_the_daemons() -> None:
+    # The client installs without the daemon, so it keeps a copy (cauldron_client/generation_fields.py).
+    assert cli_options() == client_options.OPTIONS
+
+
+def test_generate_and_sweep_offer_every_field_with_an_option() -> None:
+    for command in (generate, sweep):
+        offered = {option for param in command.params for option in param.opts}
+        assert {option for _name, option, *_ in cli_options()} <= offered, command.name
+    # eta had no option before it was declared with one: a sweep over it is an eta axis.
+    spec = sweep_experiment(prompts=["p"], samplers=["DDIM"], eta=[[0.0, 0.5]], cfg=["3-5 [2]"])
+    assert spec.request() == {
+        "kind": "sweep",
+        "base": {"prompt": "p", "sampler": "DDIM"},
+        "axes": {"cfg_scale": "3-5 [2]", "eta": [0.0, 0.5]},
+    }
+    with pytest.raises(TypeError, match="no sweep option 'etas'"):
+        sweep_experiment(prompts=["p"], etas=[[0.5]])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from cauldron_client.commands.params import AXIS_ORDER, Size, flat, size_fields, split_csv, sweep_spec
 from cauldron_client.commands.run_file import create_and_report, submit_experiment
 from cauldron_client.experiment_file import ExperimentSpec
+from cauldron_client.generation_fields import OPTIONS
 
 # A1111 range syntax: "10-30", "10-30 [3]", "5-9 (+0.5)", "10-30:5". A minus sign after a comma or at the start
 # ("-1", "1,-1") is a negative number, not a range.
@@ -18,21 +19,22 @@ _RANGE_SYNTAX = re.compile(r"[0-9.]\s*-\s*[-+]?[0-9.]|[\[(:]")
 _AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Values = list[Any] | str
+Command = TypeVar("Command", bound=Callable[..., Any])
+_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
+
+
+def generation_options(command: Command) -> Command:
+    """One option per generation field that has one (generation_fields.OPTIONS), its value under the field's
+    name, in the params model's order."""
+    for field, option, kind, help_text in reversed(OPTIONS):  # the last decorator applied is listed first
+        command = click.option(option, field, type=_TYPES[kind], help=help_text or None)(command)
+    return command
 
 
 @click.command()
 @click.argument("prompt")
-@click.option("--negative", "negative_prompt", help="Negative prompt.")
-@click.option("--model", help="Model name (see `cauldronctl models`) [default: the daemon's default_model].")
-@click.option("--sampler", help='A1111 sampler name, e.g. "Euler a" (see `cauldronctl samplers`).')
-@click.option("--schedule", help="Automatic, Karras or Exponential.")
-@click.option("--steps", type=int)
-@click.option("--cfg", "cfg_scale", type=float, help="CFG scale.")
-@click.option("--seed", type=int, help="-1 draws a random seed (the one used is recorded).")
-@click.option("--width", type=int)
-@click.option("--height", type=int)
+@generation_options
 @click.option("--size", type=Size(), help="WIDTHxHEIGHT, e.g. 512x768.")
-@click.option("--clip-skip", type=int)
 @click.option("--priority", type=int, help="Higher runs sooner (default 0).")
 @click.option("--name", help="Experiment name.")
 @click.option("--watch/--no-watch", default=False, help="Show progress until done, then print the image path.")
@@ -144,26 +146,43 @@ VARY_SEED_HELP = (
     "Give each cell its own random seed (A1111's 'Keep -1 for seeds'). Without it a seed of -1 (or none) is "
     "drawn once and shared by every cell, so the grid compares only what the axes vary."
 )
+# One value for every cell of a sweep (an axis of them is still possible: --axis negative_prompt=...).
+FIXED_IN_SWEEP = frozenset({"negative_prompt"})
+
+
+def sweep_dests() -> dict[str, tuple[str, str]]:
+    """The sweep's repeatable option per generation field: its keyword (``samplers`` for --sampler, one value per
+    occurrence; ``cfg`` for --cfg, comma lists or ranges) -> (field, value type)."""
+    dests = {}
+    for field, option, kind, _help in OPTIONS:
+        if field not in FIXED_IN_SWEEP:
+            name = option.removeprefix("--").replace("-", "_")
+            dests[name + "s" if kind == "str" else name] = (field, kind)
+    return dests
+
+
+def sweep_options(command: Command) -> Command:
+    """The generation fields' options for ``sweep``: text repeats for an axis, numbers take lists or ranges."""
+    dests = {field: dest for dest, (field, _kind) in sweep_dests().items()}
+    for field, option, kind, help_text in reversed(OPTIONS):
+        if field in FIXED_IN_SWEEP:
+            decorate = click.option(option, field, help=f"{help_text} The same for every cell.")
+        elif kind == "str":
+            decorate = click.option(option, dests[field], multiple=True, help=f"{help_text} Repeat for an axis.")
+        else:
+            values = INTS if kind == "int" else FLOATS
+            decorate = click.option(
+                option, dests[field], multiple=True, type=values, help=f"{help_text} Values: {_VALUES_HELP}.".lstrip()
+            )
+        command = decorate(command)
+    return command
 
 
 @click.command()
 @click.option("--prompt", "prompts", multiple=True, required=True, help="Prompt; repeat for a prompt axis.")
-@click.option("--negative", "negative_prompt", help="Negative prompt (the same for every cell).")
-@click.option(
-    "--model", "models", multiple=True, help="Model; repeat for a model axis [default: the daemon's default_model]."
-)
-@click.option("--sampler", "samplers", multiple=True, help="Sampler; repeat for a sampler axis.")
-@click.option("--schedule", "schedules", multiple=True, help="Schedule; repeat for a schedule axis.")
-@click.option("--steps", multiple=True, type=INTS, help=f"Steps: {_VALUES_HELP}.")
-@click.option("--cfg", multiple=True, type=FLOATS, help='CFG scales: comma list (5,7.5) or range ("3-12 [4]").')
-@click.option(
-    "--seed", multiple=True, type=INTS, help='Seeds: comma list (1,2,3) or range ("1-4") [default: one random seed].'
-)
+@sweep_options
 @click.option("--vary-seed", is_flag=True, help=VARY_SEED_HELP)
-@click.option("--width", multiple=True, type=INTS, help="Widths: comma list or range.")
-@click.option("--height", multiple=True, type=INTS, help="Heights: comma list or range.")
 @click.option("--size", type=Size(), help="WIDTHxHEIGHT for every cell.")
-@click.option("--clip-skip", multiple=True, type=INTS, help="CLIP skip values: comma list or range.")
 @click.option(
     "--axis",
     "axis_options",
@@ -178,22 +197,14 @@ VARY_SEED_HELP = (
 def sweep(
     prompts: tuple[str, ...],
     negative_prompt: str | None,
-    models: tuple[str, ...],
-    samplers: tuple[str, ...],
-    schedules: tuple[str, ...],
-    steps: tuple[Values, ...],
-    cfg: tuple[Values, ...],
-    seed: tuple[Values, ...],
     vary_seed: bool,
-    width: tuple[Values, ...],
-    height: tuple[Values, ...],
     size: tuple[int, int] | None,
-    clip_skip: tuple[Values, ...],
     axis_options: tuple[tuple[str, str], ...],
     name: str | None,
     priority: int | None,
     dry_run: bool,
     watch: bool,
+    **options: tuple[Any, ...],
 ) -> None:
     """Queue an experiment over every combination of the given values.
 
@@ -201,9 +212,8 @@ def sweep(
     --schedule) take one value per occurrence, number options take comma lists or A1111 ranges and may repeat.
     """
     spec = sweep_experiment(
-        prompts=prompts, negative_prompt=negative_prompt, models=models, samplers=samplers, schedules=schedules,
-        steps=steps, cfg=cfg, seed=seed, width=width, height=height, size=size, clip_skip=clip_skip,
-        axis_options=axis_options, name=name, priority=priority, vary_seed=vary_seed,
+        prompts=prompts, negative_prompt=negative_prompt, size=size, axis_options=axis_options, name=name,
+        priority=priority, vary_seed=vary_seed, **options,
     )  # fmt: skip
     submit_experiment(spec, dry_run=dry_run, watch=watch)
 
@@ -212,41 +222,31 @@ def sweep_experiment(
     *,
     prompts: Sequence[str],
     negative_prompt: str | None = None,
-    models: Sequence[str] = (),
-    samplers: Sequence[str] = (),
-    schedules: Sequence[str] = (),
-    steps: Sequence[Values] = (),
-    cfg: Sequence[Values] = (),
-    seed: Sequence[Values] = (),
-    width: Sequence[Values] = (),
-    height: Sequence[Values] = (),
     size: tuple[int, int] | None = None,
-    clip_skip: Sequence[Values] = (),
     axis_options: Sequence[tuple[str, str]] = (),
     name: str | None = None,
     priority: int | None = None,
     vary_seed: bool = False,
+    **options: Sequence[Any],
 ) -> ExperimentSpec:
-    """The sweep command's options as an experiment (pure: raises click.UsageError for contradictions)."""
-    widths, heights = merge_values(width), merge_values(height)
+    """The sweep command's options as an experiment (pure: raises click.UsageError for contradictions).
+    ``options`` are the generation fields' options by their keyword in ``sweep_dests()``: ``samplers=["Euler"]``,
+    ``steps=["10-30 [3]"]``, ``seed=[[1], [2]]``."""
+    dests = sweep_dests()
+    unknown = sorted(set(options) - set(dests))
+    if unknown:
+        raise TypeError(f"no sweep option {unknown[0]!r}; the options are {', '.join(dests)}")
+    values: dict[str, Values] = {"prompt": list(prompts)}
+    for dest, given in options.items():
+        field, kind = dests[dest]
+        values[field] = list(given) if kind == "str" else merge_values(given)
+    widths, heights = values.get("width", []), values.get("height", [])
     if size is not None:
         w, h = size_fields(size, widths, heights)
-        widths, heights = [w], [h]
+        values["width"], values["height"] = [w], [h]
     sized = {"size", "width", "height"} & {n for n, _ in axis_options}
     if sized and (size is not None or widths or heights):
         raise click.UsageError(f"--axis {sorted(sized)[0]}=... and --size/--width/--height: use one")
-    values: dict[str, Values] = {
-        "model": list(models),
-        "prompt": list(prompts),
-        "sampler": list(samplers),
-        "schedule": list(schedules),
-        "steps": merge_values(steps),
-        "cfg_scale": merge_values(cfg),
-        "clip_skip": merge_values(clip_skip),
-        "width": widths,
-        "height": heights,
-        "seed": merge_values(seed),
-    }
     try:
         base, axes = sweep_params(
             {k: v for k, v in values.items() if v}, axis_options, {"negative_prompt": negative_prompt}
