@@ -14,6 +14,7 @@ from cauldrond.engine.previews import PreviewService
 from cauldrond.engine.replay import BatchShape
 from cauldrond.events import EventBus
 from cauldrond.queue import QueuedJob
+from tests.waiting import until
 
 
 class Clock:
@@ -72,6 +73,8 @@ async def test_every_n_steps_and_no_cap() -> None:
 async def test_nothing_is_made_unless_named_or_wanted() -> None:
     events, clock = EventBus(), Clock()
     everything = events.subscribe(None)
+    published: list[dict[str, Any]] = []
+    events.tap(published.append)  # sees every event as it is published, without wanting previews
     service = PreviewService(events, max_per_s=0, clock=clock)
     batch = service.for_batch(_ignore, _jobs(1), asyncio.get_running_loop())
     latents = torch.zeros(1, 4, 2, 2)
@@ -93,6 +96,11 @@ async def test_nothing_is_made_unless_named_or_wanted() -> None:
     events.unsubscribe(named)  # twice: the count must not go below what is subscribed
     batch.latents(4, 4, latents, [0], "sd1")
     assert service.frames_made == 2
+
+    async def both_published() -> bool:
+        return sum(event["type"] == "job.preview" for event in published) == 2
+
+    await until(both_published, timeout=10)
     assert everything.dropped == 0 and everything._queue.empty()  # "all events" never received a frame
 
 
