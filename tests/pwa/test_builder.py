@@ -92,9 +92,12 @@ def test_build_a_sweep_with_the_live_plan_and_queue_it(browser: Any, app_daemon:
     expect(page.get_by_label("Values of sampler")).to_have_value("Euler, Euler a")
     expect(cells).to_have_text("4")
     assert_accessible(page, "new experiment")
+    page.emulate_media(color_scheme="dark")
+    assert_accessible(page, "new experiment (dark theme)")
+    page.emulate_media(color_scheme="light")
     tab_until(page, "button[type='submit']")
     assert has_visible_focus(page)
-    page.get_by_role("heading", name="New experiment").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")  # the top of the screen, under the sticky bar
     screenshot(page, "new", "phone")
 
     page.get_by_role("button", name="Queue it").click()
@@ -123,6 +126,9 @@ def test_experiments_list_and_run_again_with_changes(browser: Any, app_daemon: D
     expect(row.get_by_role("link", name="Boats", exact=True)).to_have_attribute("href", f"/experiments/{experiment_id}")
     assert page.locator(".experiment-row").first.get_attribute("data-experiment-id") == str(experiment_id)  # newest
     assert_accessible(page, "experiments")
+    page.emulate_media(color_scheme="dark")
+    assert_accessible(page, "experiments (dark theme)")
+    page.emulate_media(color_scheme="light")
     screenshot(page, "experiments", "phone")
 
     row.get_by_role("link", name="Run again with changes: Boats").click()

@@ -86,6 +86,9 @@ def test_watch_reorder_pause_and_cancel_a_run_from_the_now_screen(browser: Any, 
     ]
     expect(page.get_by_role("status").filter(has_text="Paused")).to_be_visible()
     assert_accessible(page, "now (paused queue)")
+    page.emulate_media(color_scheme="dark")
+    assert_accessible(page, "now (paused queue, dark theme)")
+    page.emulate_media(color_scheme="light")
     tab_until(page, "button:has-text('Resume the queue')")
     assert has_visible_focus(page)
 
@@ -106,7 +109,7 @@ def test_watch_reorder_pause_and_cancel_a_run_from_the_now_screen(browser: Any, 
     expect(counter).not_to_have_attribute("data-step", "")
     seen = counter.get_attribute("data-step")
     expect(counter).not_to_have_attribute("data-step", seen or "", timeout=FIRST_RUN_MS)
-    page.get_by_role("heading", name="Now").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")  # the top of the screen, under the sticky bar
     screenshot(page, "now", "phone")
 
     # Another device sees the same run.
