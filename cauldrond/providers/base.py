@@ -26,6 +26,8 @@ class ModelInfo:
     source: str  # "diffusers-folder" | "single-file" | "hub"
     path: str | None = None
     note: str = ""
+    # sha256 of the weights where the provider hashes them (models.list fills it; A1111's "Model hash" is [:10])
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)

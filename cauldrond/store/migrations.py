@@ -223,6 +223,16 @@ async def _image_ids_never_reused(db: aiosqlite.Connection) -> None:
     )
 
 
+async def _model_hashes(db: aiosqlite.Connection) -> None:
+    # A model file's sha256 (A1111's "Model hash" is its first 10 hex digits), kept while the file's size and
+    # mtime stay as they were: hashing a 7 GB checkpoint takes a minute, so it is done once per file version.
+    await _run(
+        db,
+        "CREATE TABLE model_hashes (path TEXT PRIMARY KEY, size_bytes INTEGER NOT NULL, "
+        "mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, hashed_at TEXT NOT NULL)",
+    )
+
+
 # Append only. The name is the identity recorded in the database.
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_experiments_and_jobs", _experiments_and_jobs),
@@ -235,6 +245,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0008_crash_guard_uptime", _crash_guard_uptime),
     ("0009_gallery", _gallery),
     ("0010_image_ids_never_reused", _image_ids_never_reused),
+    ("0011_model_hashes", _model_hashes),
 )
 
 

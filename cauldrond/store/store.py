@@ -3,7 +3,8 @@
 ``Store`` is the object the daemon passes around: one ``Database`` (connection, lock, transactions) shared by a
 repository per concept — ``store.experiments``, ``store.jobs``, ``store.images``, ``store.annotations``,
 ``store.plugin_runs``, ``store.tokens``, ``store.prompts`` (prompt history), ``store.trash`` (deleting and
-restoring images). Every repository method returns only after its COMMIT.
+restoring images), ``store.model_hashes`` (model files' sha256 by path, size and mtime). Every repository
+method returns only after its COMMIT.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from cauldrond.store.database import Database
 from cauldrond.store.experiments import ExperimentRepository
 from cauldrond.store.images import ImageRepository
 from cauldrond.store.jobs import JobRepository
+from cauldrond.store.model_hashes import ModelHashRepository
 from cauldrond.store.plugin_runs import PluginRunRepository
 from cauldrond.store.prompts import PromptRepository
 from cauldrond.store.tokens import TokenRepository
@@ -32,6 +34,7 @@ class Store:
         self.tokens = TokenRepository(database)
         self.prompts = PromptRepository(database)
         self.trash = TrashRepository(database, self.images)
+        self.model_hashes = ModelHashRepository(database)
 
     @classmethod
     async def open(cls, path: Path) -> Store:

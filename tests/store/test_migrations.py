@@ -56,6 +56,7 @@ EXPECTED_COLUMNS = {
     "plugin_runs": ["image_id", "plugin", "status", "error", "duration_s", "finished_at"],
     "prompt_history": ["id", "prompt", "negative_prompt", "uses", "last_used_at"],
     "id_floors": ["name", "floor"],
+    "model_hashes": ["path", "size_bytes", "mtime_ns", "sha256", "hashed_at"],
 }
 EXPECTED_INDEXES = {
     "jobs_by_status",

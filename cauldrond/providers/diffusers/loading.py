@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cauldrond.models import read_sidecar_config
+from cauldrond.models.hash_cache import HashCache
 from cauldrond.models.tiny import MARKER_FILE
 from cauldrond.providers.base import ProviderError
 
@@ -216,43 +217,57 @@ def resolve_model(models_dir: Path, name: str) -> ModelSource:
 _cache_lock = threading.Lock()
 
 
-def model_hash(source: ModelSource, models_dir: Path, folder: Path | None = None) -> ModelHash:
-    """sha256 of a model's weights: the file itself, or for a folder the sha256 of the list of its weight
-    files (relative path and sha256, sorted by path). ``folder`` overrides the path (a hub snapshot)."""
+def model_hash(
+    source: ModelSource, models_dir: Path, folder: Path | None = None, cache: HashCache | None = None
+) -> ModelHash:
+    """sha256 of a model's weights: the file itself (as A1111 hashes a checkpoint), or for a folder the sha256
+    of the list of its weight files (relative path and sha256, sorted by path). ``folder`` overrides the path
+    (a hub snapshot); ``cache`` remembers file hashes (the daemon's store), else a JSON file in the models dir."""
     root = folder or source.path
     if root is None:
         raise ProviderError(f"model {source.name!r} has no local files to hash")
     if root.is_file():
-        return ModelHash(_file_sha256(root, models_dir))
+        return ModelHash(_file_sha256(root, models_dir, cache))
     lines = []
     for file in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES):
-        lines.append(f"{file.relative_to(root).as_posix()} {_file_sha256(file, models_dir)}\n")
+        lines.append(f"{file.relative_to(root).as_posix()} {_file_sha256(file, models_dir, cache)}\n")
     return ModelHash(hashlib.sha256("".join(lines).encode()).hexdigest())
 
 
-def _file_sha256(path: Path, models_dir: Path) -> str:
-    """Hash a file once: the result is cached in the models dir, keyed by path, size and mtime."""
+def _file_sha256(path: Path, models_dir: Path, cache: HashCache | None = None) -> str:
+    """Hash a file once: the result is cached keyed by path, size and mtime."""
     stat = path.stat()
+    if cache is not None:
+        key = str(path.resolve())
+        found = cache.lookup(key, stat.st_size, stat.st_mtime_ns)
+        if found is None:
+            found = _sha256_of(path)
+            cache.remember(key, stat.st_size, stat.st_mtime_ns, found)
+        return found
     try:
         key = path.resolve().relative_to(models_dir.resolve()).as_posix()
     except ValueError:
         key = str(path.resolve())
     cache_path = models_dir / HASH_CACHE_FILE
     with _cache_lock:
-        cache = _read_json(cache_path)
-        entry = cache.get(key)
+        entries = _read_json(cache_path)
+        entry = entries.get(key)
         if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
             return str(entry["sha256"])
+    value = _sha256_of(path)
+    with _cache_lock:
+        entries = _read_json(cache_path)
+        entries[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}
+        _write_cache(cache_path, entries)
+    return value
+
+
+def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-    value = digest.hexdigest()
-    with _cache_lock:
-        cache = _read_json(cache_path)
-        cache[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}
-        _write_cache(cache_path, cache)
-    return value
+    return digest.hexdigest()
 
 
 def _write_cache(path: Path, cache: dict[str, Any]) -> None:
@@ -274,7 +289,9 @@ def _write_cache(path: Path, cache: dict[str, Any]) -> None:
 # --- loading ----------------------------------------------------------------------------------------------
 
 
-def load_pipeline(source: ModelSource, models_dir: Path, *, allow_pickle: bool, dtype: Any) -> tuple[Any, ModelHash]:
+def load_pipeline(
+    source: ModelSource, models_dir: Path, *, allow_pickle: bool, dtype: Any, hash_cache: HashCache | None = None
+) -> tuple[Any, ModelHash]:
     """Load ``source`` as a diffusers pipeline on the CPU in ``dtype``; also return its weights' hash.
 
     Raises ProviderError for anything the user can fix: refused formats, missing configs, an unreachable
@@ -290,7 +307,7 @@ def load_pipeline(source: ModelSource, models_dir: Path, *, allow_pickle: bool, 
 
         check_single_file(source.path, allow_pickle)
         pipeline = load_single_file(source.path, models_dir, dtype=dtype, dtype_kwarg=_dtype_kwarg())
-    return pipeline, model_hash(source, models_dir)
+    return pipeline, model_hash(source, models_dir, cache=hash_cache)
 
 
 def _load_folder(name: str, folder: Path, *, allow_pickle: bool, dtype: Any) -> Any:

@@ -18,6 +18,7 @@ import torch
 
 from cauldrond.config import Settings
 from cauldrond.metrics import model_load_histogram
+from cauldrond.models.hash_cache import HashCache
 from cauldrond.params import Batching, GenerationParams, shared_fields
 from cauldrond.providers.base import (
     GeneratedImage,
@@ -82,6 +83,12 @@ class DiffusersProvider:
         self.batch_limit = oom.BatchLimit()
         # Our denoising loop (per-image CFG) where it reproduces the pipeline; False forces __call__ everywhere.
         self.use_own_loop = True
+        # Where model file hashes are remembered: the daemon gives its store (use_hash_cache), else a JSON file.
+        self.hash_cache: HashCache | None = None
+
+    def use_hash_cache(self, cache: HashCache) -> None:
+        """Remember model hashes in ``cache`` (the daemon's store) rather than a file in the models dir."""
+        self.hash_cache = cache
 
     # --- listing ------------------------------------------------------------------------------------------
 
@@ -96,6 +103,14 @@ class DiffusersProvider:
             )
             for source in loading.discover_models(self.models_dir)
         ]
+
+    def model_sha256(self, name: str) -> str | None:
+        """sha256 of a local model's weights (see loading.model_hash), remembered per file version; None for a
+        hub model. Blocking: a first hash reads the whole file."""
+        source = loading.resolve_model(self.models_dir, name)
+        if source.path is None:
+            return None
+        return loading.model_hash(source, self.models_dir, cache=self.hash_cache).sha256
 
     def list_samplers(self) -> list[SamplerInfo]:
         return samplers.list_samplers()
@@ -175,7 +190,11 @@ class DiffusersProvider:
         assert self.dtype is not None
         started = time.perf_counter()
         pipeline, model_hash = loading.load_pipeline(
-            source, self.models_dir, allow_pickle=self.settings.allow_pickle, dtype=self.dtype
+            source,
+            self.models_dir,
+            allow_pickle=self.settings.allow_pickle,
+            dtype=self.dtype,
+            hash_cache=self.hash_cache,
         )
         self._prepare_pipeline(pipeline)
         self.load_count += 1

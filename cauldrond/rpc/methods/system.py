@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from typing import Any
 
 from cauldrond import __version__
+from cauldrond.providers.base import ProviderError
 from cauldrond.rpc.context import RpcContext
 from cauldrond.rpc.registry import MethodRegistry, NoParams
 
 API_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 async def describe(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
@@ -49,15 +52,33 @@ async def info(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
 
 
 async def list_models(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
-    """Models every provider can load, with notes (the built-in tiny model's weights are random), and
-    default_model: the model used where a request names none (the default_model setting)."""
+    """Models every provider can load, with notes (the built-in tiny model's weights are random), each model's
+    sha256 and short_hash (A1111's "Model hash": its first 10 hex digits; hashed once per file version, so the
+    first listing after a new model arrives reads it whole), and default_model: the model used where a request
+    names none (the default_model setting)."""
     models = []
     for provider in ctx.services.providers.all():
-        models.extend(await asyncio.to_thread(provider.list_models))
+        listed = await asyncio.to_thread(provider.list_models)
+        hash_of = getattr(provider, "model_sha256", None)
+        for model in listed:
+            if callable(hash_of) and model.path is not None and model.sha256 is None:
+                model = dataclasses.replace(model, sha256=await _sha256(hash_of, model.name))
+            models.append(model)
     return {
-        "models": [dataclasses.asdict(model) for model in models],
+        "models": [
+            {**dataclasses.asdict(model), "short_hash": model.sha256[:10] if model.sha256 else None} for model in models
+        ],
         "default_model": ctx.services.settings.default_model,
     }
+
+
+async def _sha256(hash_of: Any, name: str) -> str | None:
+    try:
+        value = await asyncio.to_thread(hash_of, name)
+    except (OSError, ProviderError) as exc:  # a file removed or unreadable since the listing: no hash
+        log.warning("cannot hash model %s: %s", name, exc)
+        return None
+    return value if isinstance(value, str) else None
 
 
 async def list_samplers(ctx: RpcContext, params: NoParams) -> dict[str, Any]:

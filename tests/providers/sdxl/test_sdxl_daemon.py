@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import sqlite3
 import urllib.request
 from collections.abc import AsyncIterator
 from io import BytesIO
@@ -162,3 +164,29 @@ async def test_bad_checkpoints_fail_with_file_and_reason_and_the_daemon_runs_on(
     after = await client.call("experiments.create", base={**CELL, "model": "tiny-sdxl"}, axes={"seed": [4]})
     done = await finished(client, after["experiment"]["id"], timeout=120)
     assert done["experiment"]["counts"]["done"] == 1
+
+
+async def test_models_list_shows_each_file_hash_computed_once(client: Client, daemon: Daemon, models: Path) -> None:
+    single = models / "tiny-sdxl-single.safetensors"
+    expected = _sha256(single)
+    listed = {m["name"]: m for m in (await client.call("models.list"))["models"]}
+    assert (listed["tiny-sdxl-single"]["sha256"], listed["tiny-sdxl-single"]["short_hash"]) == (
+        expected,
+        expected[:10],
+    )
+    assert listed["tiny-sdxl"]["sha256"] == _folder_sha256(models / "tiny-sdxl")
+    # Remembered in the store by path, size and mtime: a value planted there is what the next listing shows...
+    stat = single.stat()
+    with sqlite3.connect(daemon.settings.database_path) as db:
+        row = db.execute(
+            "SELECT sha256 FROM model_hashes WHERE path = ? AND size_bytes = ? AND mtime_ns = ?",
+            (str(single.resolve()), stat.st_size, stat.st_mtime_ns),
+        ).fetchone()
+        assert row == (expected,)
+        db.execute("UPDATE model_hashes SET sha256 = ? WHERE path = ?", ("f" * 64, str(single.resolve())))
+    listed = {m["name"]: m for m in (await client.call("models.list"))["models"]}
+    assert listed["tiny-sdxl-single"]["short_hash"] == "f" * 10
+    # ...until the file changes (a new mtime): then it is hashed again.
+    os.utime(single, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    listed = {m["name"]: m for m in (await client.call("models.list"))["models"]}
+    assert listed["tiny-sdxl-single"]["sha256"] == expected
