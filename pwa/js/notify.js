@@ -28,13 +28,18 @@ async function showSystemNotification({ title, body, url, tag }) {
   await registration.showNotification(title, { body, tag, data: { url }, icon: '/app/icons/icon-192.png' });
 }
 
+// Drawn, not an emoji: not every system has an emoji font (a missing glyph shows as a box).
+const BELL = html`<svg aria-hidden="true" focusable="false" width="18" height="18" viewBox="0 0 24 24"
+  fill="currentColor"><path d="M12 22a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2zm6-6v-5a6 6 0 0 0-5-5.9V4a1 1 0 1 0-2 0v1.1A6 6
+  0 0 0 6 11v5l-2 2v1h16v-1z" /></svg>`;
+
 // The control that asks for permission: browsers allow the question only from a user gesture (a tap).
 export function NotifyControl() {
   const [permission, setPermission] = useState(permissionNow);
   if (permission !== 'default') return null;
   const ask = async () => setPermission(await Notification.requestPermission());
   return html`<button type="button" class="secondary notify-control" onClick=${ask}
-    aria-label="Notify me when experiments finish"><span aria-hidden="true">🔔</span> Notify me</button>`;
+    aria-label="Notify me when experiments finish">${BELL} Notify me</button>`;
 }
 
 // Listens for ended experiments (and the first failed job of each) and tells the user.

@@ -60,6 +60,8 @@ def test_a_fresh_phone_pairs_through_the_screen_and_opens_signed_in(browser: Any
     page.get_by_role("button", name="Pair").click()
     page.get_by_role("navigation", name="Screens").wait_for()
     assert page.url.rstrip("/") == app_daemon.url
+    assert page.get_by_role("button", name="Notify me when experiments finish").is_visible()
+    screenshot(page, "paired", "phone")
     assert any(cookie["name"] == "cauldron_device" for cookie in context.cookies())
     assert device_names(app_daemon).count("couch phone") == 1
     problems.check()
