@@ -52,12 +52,10 @@ def test_a_new_field_is_an_export_column_in_declaration_order(declared: type[Gen
     assert row["detail"] == 1.25 and row["tag_text"] == "x"
     assert "param.detail" not in row and "param.tag" not in row  # not an unknown provider param
     header = next(csv.reader(io.StringIO(to_csv([row]))))
-    # The params' columns in declaration order, the new ones after eta, then A1111's sampler name.
+    # The params' columns in declaration order (as pydantic lists the fields), the new ones last, then A1111's
+    # sampler name.
     start = header.index("prompt")
-    assert header[start : header.index("a1111_sampler")] == [
-        "prompt", "negative_prompt", "model", "sampler", "schedule", "steps", "cfg_scale", "seed", "width",
-        "height", "clip_skip", "eta", "detail", "tag_text",
-    ]  # fmt: skip
+    assert header[start : header.index("a1111_sampler")] == [*GenerationParams.model_fields, "detail", "tag_text"]
 
 
 def test_a_new_field_is_written_into_infotext_and_read_back(declared: type[GenerationParams]) -> None:
