@@ -135,6 +135,7 @@ def test_model_switch_through_options_persists(daemon: DaemonThread, tmp_path: P
     # The choice is the daemon's default model for every front door: an RPC generate without a model uses it.
     made = daemon.rpc("generate", prompt="from rpc", steps=2, width=64, height=64)
     assert made["experiment"]["spec"]["base"]["model"] == "tiny-alt"
+    assert daemon.rpc("models.list")["default_model"] == "tiny-alt"
     # A refused value changes nothing.
     refused = requests.post(
         f"{daemon.api}/options", json={"sd_model_checkpoint": "no-such-model"}, auth=("u", daemon.token), timeout=30

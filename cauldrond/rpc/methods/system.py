@@ -55,7 +55,7 @@ async def list_models(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
     """Models every provider can load, with notes (the built-in tiny model's weights are random), each model's
     sha256 and short_hash (A1111's "Model hash": its first 10 hex digits; hashed once per file version, so the
     first listing after a new model arrives reads it whole), and default_model: the model used where a request
-    names none (the default_model setting)."""
+    names none (the default_model setting, or the checkpoint chosen since through the A1111 API)."""
     models = []
     for provider in ctx.services.providers.all():
         listed = await asyncio.to_thread(provider.list_models)
@@ -68,7 +68,8 @@ async def list_models(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
         "models": [
             {**dataclasses.asdict(model), "short_hash": model.sha256[:10] if model.sha256 else None} for model in models
         ],
-        "default_model": ctx.services.settings.default_model,
+        # The live default: the A1111 API may have changed it (POST /sdapi/v1/options, cauldrond/a1111/options.py).
+        "default_model": ctx.services.experiments.default_model,
     }
 
 
