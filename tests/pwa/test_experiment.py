@@ -197,6 +197,10 @@ def test_grid_viewer_and_compare_on_a_tablet(browser: Any, app_daemon: DaemonPro
     page, problems = open_page(context, f"/experiments/{sweep['id']}")
     expect(page.locator("table.grid-table img")).to_have_count(4)
     screenshot(page, "experiment-grid", "tablet")
+    page.emulate_media(color_scheme="dark")
+    assert_accessible(page, "experiment grid, dark theme")
+    screenshot(page, "experiment-grid-dark", "tablet")
+    page.emulate_media(color_scheme="light")
     first, other = image_of(jobs, cfg_scale=3.0, steps=2), image_of(jobs, cfg_scale=7.0, steps=3)
     cell(page, 0, 0).get_by_role("button").click()
     expect(page.get_by_role("dialog", name=f"Image {first}").get_by_label("A1111 infotext")).to_have_value(

@@ -50,7 +50,7 @@ class OllamaStandIn(BaseHTTPRequestHandler):
             OllamaStandIn.answered += 1
         answer = {
             "description": "A zebra crossing at night." if first else "A plain meadow.",
-            "tags": ["striped"] if first else ["grass"],
+            "tags": ["striped", "road", "night"] if first else ["grass", "field", "green"],
             "quality": 5,
         }
         body = json.dumps({"model": "m", "message": {"role": "assistant", "content": json.dumps(answer)}, "done": True})
@@ -166,17 +166,18 @@ def test_gallery_pages_filters_marks_and_undo_on_a_phone(
     tab_until(page, "button.gallery-thumb")
     assert has_visible_focus(page)
 
-    # Filters: experiment, sampler, words (in the annotations).
-    page.get_by_label("Experiment").select_option(value=str(images["foxes_id"]))
+    # Filters (folded away on a phone, images first): experiment, sampler, words (in the annotations).
+    page.get_by_role("button", name="Filters").click()
+    page.get_by_label("Experiment", exact=True).select_option(value=str(images["foxes_id"]))
     expect(tiles).to_have_count(len(images["foxes"]))
     assert tile_ids(page) == images["foxes"]
     page.get_by_role("button", name="Clear").click()
     expect(tiles).to_have_count(3)
-    page.get_by_label("Sampler").select_option(value="DDIM")
+    page.get_by_label("Sampler", exact=True).select_option(value="DDIM")
     expect(tiles).to_have_count(1)
     assert tile_ids(page) == images["boats"]
     page.get_by_role("button", name="Clear").click()
-    page.get_by_label("Words").fill("zebra")
+    page.get_by_label("Words", exact=True).fill("zebra")
     page.get_by_role("button", name="Filter", exact=True).click()
     expect(tiles).to_have_count(1)
     assert tile_ids(page) == images["zebra"]
@@ -226,5 +227,8 @@ def test_gallery_on_a_tablet(browser: Any, app_daemon: DaemonProcess, images: di
     assert tile_ids(page) == images["newest_first"]
     screenshot(page, "gallery", "tablet")
     assert_accessible(page, "gallery on a tablet")
+    page.emulate_media(color_scheme="dark")
+    assert_accessible(page, "gallery, dark theme")
+    screenshot(page, "gallery-dark", "tablet")
     problems.check()
     context.close()

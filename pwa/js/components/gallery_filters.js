@@ -26,7 +26,12 @@ function Choice({ id, label, value, options, onChange }) {
     </div>`;
 }
 
-export function GalleryFilters({ filters, onApply }) {
+// How many filters are set: what the phone's "Filters" button shows while the form is folded away.
+export function activeFilters(filters) {
+  return Object.keys(filterParams(filters)).length;
+}
+
+export function GalleryFilters({ filters, onApply, expanded }) {
   const experiments = useQuery('experiments.list', { limit: 100 }, { refreshOn: ['experiment.created'] });
   const models = useQuery('models.list', {});
   const samplers = useQuery('samplers.list', {});
@@ -36,7 +41,7 @@ export function GalleryFilters({ filters, onApply }) {
   const modelOptions = ((models.data && models.data.models) || []).map((m) => [m.name, m.name]);
   const samplerOptions = ((samplers.data && samplers.data.samplers) || []).map((s) => [s.name, s.name]);
   return html`
-    <form class="card gallery-filters" role="search" aria-label="Filter images"
+    <form id="gallery-filters" class=${`card gallery-filters${expanded ? '' : ' folded'}`} role="search" aria-label="Filter images"
       onSubmit=${(event) => { event.preventDefault(); onApply({ ...filters, ...typed }); }}>
       <div class="gallery-filter-grid">
         <${Choice} id="filter-experiment" label="Experiment" value=${filters.experiment_id} options=${experimentOptions} onChange=${pick('experiment_id')} />

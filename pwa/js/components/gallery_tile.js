@@ -16,8 +16,8 @@ export function GalleryTile({ image, onOpen, onChanged, onDelete }) {
       </p>
       <div class="row gallery-tile-actions">
         <${FavoriteButton} image=${image} onChanged=${onChanged} compact />
-        <button type="button" class="ghost" aria-label=${`Delete image ${image.id}`} onClick=${() => onDelete(image)}>
-          <span aria-hidden="true">🗑</span></button>
+        <button type="button" class="ghost gallery-delete" aria-label=${`Delete image ${image.id}`} onClick=${() => onDelete(image)}>
+          Delete</button>
       </div>
     </li>`;
 }

@@ -4,7 +4,7 @@
 import { html, useCallback, useEffect, useRef, useState, useRoute } from '../lib.js';
 import { useConnectionState, useEvent, useRpc, useToasts } from '../store.js';
 import { appendPage, insertNewestFirst, newerThan, replaceItem, withoutIds } from '../gallery_pages.js';
-import { GalleryFilters, NO_FILTERS, filterParams } from '../components/gallery_filters.js';
+import { GalleryFilters, NO_FILTERS, activeFilters, filterParams } from '../components/gallery_filters.js';
 import { GalleryTile } from '../components/gallery_tile.js';
 import { ImageViewer } from '../components/viewer_image.js';
 import { ErrorText, Loading } from '../components/ui.js';
@@ -91,6 +91,7 @@ export function GalleryScreen() {
   const sentinel = useNearEnd(more, list.loading ? -1 : list.items.length);
   const [openId, setOpenId] = useState(null);
   const [error, setError] = useState(null);
+  const [showFilters, setShowFilters] = useState(false); // a phone folds the filters away: the images come first
 
   const changed = useCallback((image) => setList((old) => ({ ...old, items: replaceItem(old.items, image) })), [setList]);
   const timer = useRef(null);
@@ -140,10 +141,15 @@ export function GalleryScreen() {
   }];
   return html`
     <section class="screen gallery-screen">
-      <h1>Gallery</h1>
+      <div class="gallery-head">
+        <h1>Gallery</h1>
+        <button type="button" class="secondary gallery-filter-toggle" aria-expanded=${showFilters ? 'true' : 'false'}
+          aria-controls="gallery-filters" onClick=${() => setShowFilters(!showFilters)}>
+          Filters${activeFilters(filters) ? ` (${activeFilters(filters)})` : ''}</button>
+      </div>
       <${ErrorText} error=${error} />
       <div class="gallery-layout">
-        <${GalleryFilters} filters=${filters} onApply=${setFilters} />
+        <${GalleryFilters} filters=${filters} onApply=${setFilters} expanded=${showFilters} />
         <div>
           ${list.items.length === 0 && !list.loading && !list.error && html`<p class="muted">No images${filters === NO_FILTERS ? ' yet' : ' match these filters'}.</p>`}
           <ul class="gallery-grid" aria-label="Images, newest first">
