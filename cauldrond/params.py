@@ -14,7 +14,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -48,6 +48,22 @@ class Param:
     option_help: str = ""
     # The A1111 API's txt2img field that carries it ("sampler_name"), or "override_settings.<key>".
     a1111_api: str | None = None
+    # The provider's image-info key of a short hash A1111 writes as "<label> hash" just before the label
+    # ("Model hash: 1a2b3c4d5e, Model: name").
+    infotext_hash: str | None = None
+    # The image-info key whose text is written under the label instead of the field's value (LoRAs: their tags
+    # go back into the prompt, their hashes under "Lora hashes"); such a label is not read back as the field.
+    infotext_info: str | None = None
+
+
+class LoraRef(BaseModel):
+    """One LoRA applied to an image: a file stem in ``<models_dir>/loras/`` and its strength (A1111's
+    ``<lora:name:weight>``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^<>:/\\\x00]+$")
+    weight: float = Field(default=1.0, ge=-10.0, le=10.0)
 
 
 class GenerationParams(BaseModel):
@@ -70,8 +86,35 @@ class GenerationParams(BaseModel):
             option="--model",
             option_help="Model name (see `cauldronctl models`) [default: the daemon's default_model].",
             a1111_api="override_settings.sd_model_checkpoint",
+            infotext_hash="model_short_hash",
         ),
     ] = Field(default="tiny-sd", min_length=1, max_length=300, description="Model name from models.list")
+    # A1111 names a VAE by its file name ("vae-ft-mse.safetensors") and leaves it out of infotext when it is the
+    # model's own; switching it never reloads the model (providers/diffusers/vae.py).
+    vae: Annotated[
+        str,
+        Param(
+            Batching.SHARED,
+            infotext="VAE",
+            infotext_rank=75,
+            infotext_default=False,
+            a1111_api="override_settings.sd_vae",
+            infotext_hash="vae_short_hash",
+        ),
+    ] = Field(default="", max_length=300, description="VAE from vaes.list; empty: the model's own")
+    # Different LoRA sets change the UNet's weights, so a batch shares one set. A1111 writes them as tags in the
+    # prompt, which experiment creation takes out into this field (extra_networks.py); infotext puts the tags back
+    # and adds "Lora hashes".
+    loras: Annotated[
+        tuple[LoraRef, ...],
+        Param(
+            Batching.SHARED,
+            infotext="Lora hashes",
+            infotext_rank=95,
+            infotext_default=False,
+            infotext_info="lora_hashes",
+        ),
+    ] = Field(default=(), max_length=16, description="LoRAs from loras.list with their weights")
     sampler: Annotated[
         str,
         Param(
@@ -151,6 +194,27 @@ class GenerationParams(BaseModel):
         ),
     ] = Field(default=0.0, ge=0.0, le=1.0)
 
+    @field_validator("loras", mode="before")
+    @classmethod
+    def _loras_from_json(cls, value: Any) -> Any:
+        # JSON has lists, the frozen model holds a tuple (hashable, so a batch's shared check can compare sets).
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("loras")
+    @classmethod
+    def _one_weight_per_lora(cls, value: tuple[LoraRef, ...]) -> tuple[LoraRef, ...]:
+        names = [lora.name for lora in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"LoRA {twice[0]!r} is given twice; give each LoRA once with one weight")
+        return value
+
+    @field_validator("vae")
+    @classmethod
+    def _automatic_vae(cls, value: str) -> str:
+        # A1111's names for "the model's own VAE" (its sd_vae setting, and infotext that a user pastes).
+        return "" if value in ("Automatic", "None") else value
+
     @field_validator("width", "height")
     @classmethod
     def _multiple_of_eight(cls, value: int) -> int:
@@ -176,7 +240,7 @@ class ParamField:
     """One field of the params model with its ``Param`` marker."""
 
     name: str
-    type: type
+    type: Any  # a plain type, or tuple[Model, ...] for a list of records (loras)
     default: Any
     param: Param
 
@@ -253,7 +317,8 @@ def _fields_of(model: type[GenerationParams]) -> tuple[ParamField, ...]:
     fields = []
     for name, info in model.model_fields.items():
         markers = [item for item in info.metadata if isinstance(item, Param)]
-        if len(markers) != 1 or not isinstance(info.annotation, type):
+        plain = isinstance(info.annotation, type) or get_origin(info.annotation) is tuple
+        if len(markers) != 1 or not plain:
             raise TypeError(f"{model.__name__}.{name} needs a plain type and exactly one Param marker")
         fields.append(ParamField(name, info.annotation, info.default, markers[0]))
     return tuple(fields)

@@ -10,11 +10,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from cauldrond.experiments.errors import SpecError
+from cauldrond.experiments.lora_axes import LORA_AXES, apply_lora_axis, check_axis_value
 from cauldrond.experiments.values import PROMPT_SR_AXIS, SIZE_AXIS, parse_axis_values, parse_size
 from cauldrond.params import GenerationParams
 from cauldrond.suggestions import unknown
 
-AXIS_NAMES: tuple[str, ...] = (*GenerationParams.model_fields, SIZE_AXIS, PROMPT_SR_AXIS)
+# A field holding a list (loras) is no axis of its own: its axes are lora and lora_weight (lora_axes.py).
+AXIS_NAMES: tuple[str, ...] = (
+    *(name for name, info in GenerationParams.model_fields.items() if isinstance(info.annotation, type)),
+    SIZE_AXIS,
+    PROMPT_SR_AXIS,
+    *LORA_AXES,
+)
 # Axes that write the same field would make the result depend on axis order.
 _OVERLAPS = {SIZE_AXIS: ("width", "height")}
 
@@ -46,6 +53,9 @@ def resolve_axes(axes: Mapping[str, Sequence[Any] | str]) -> list[Axis]:
         values = parse_axis_values(name, raw)
         if name in GenerationParams.model_fields:
             _check_field_values(name, values)
+        if name in LORA_AXES:
+            for value in dict.fromkeys(values):
+                check_axis_value(name, value)
         if name == PROMPT_SR_AXIS and values[0] == "":
             raise SpecError(
                 f"axis {name!r}: the first value is the text to search for and must not be empty", field=name, value=""
@@ -68,10 +78,13 @@ def _check_field_values(name: str, values: Sequence[Any]) -> None:
             raise SpecError(f"axis {name!r}: value {value!r}: {message}", field=name, value=value) from exc
 
 
-def apply_axis(cell: dict[str, Any], axis: Axis, value: Any) -> None:
+def apply_axis(cell: dict[str, Any], axis: Axis, value: Any, axis_names: Sequence[str] = ()) -> None:
     """Set ``value`` of ``axis`` on ``cell``. Prompt S/R (A1111): the axis's first value is searched for in the
-    prompt and negative prompt and replaced by ``value``; SpecError if neither holds it."""
-    if axis.name == SIZE_AXIS:
+    prompt and negative prompt and replaced by ``value``; SpecError if neither holds it. The LoRA axes act on the
+    cell's LoRAs (lora_axes.py), so they go after the prompt's tags have been taken out."""
+    if axis.name in LORA_AXES:
+        apply_lora_axis(cell, axis.name, value, axis_names)
+    elif axis.name == SIZE_AXIS:
         cell["width"], cell["height"] = parse_size(axis.name, value)
     elif axis.name == PROMPT_SR_AXIS:
         search = axis.values[0]

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from cauldrond.experiments.axes import Axis, apply_axis, cell_count, resolve_axes
 from cauldrond.experiments.errors import SpecError
+from cauldrond.experiments.lora_axes import LORA_AXES, take_prompt_loras
 from cauldrond.experiments.values import PROMPT_SR_AXIS, SIZE_AXIS
 from cauldrond.params import MAX_SEED, RANDOM_SEED, GenerationParams
 
@@ -62,12 +63,19 @@ def resolved_axes_spec(axes: Mapping[str, Sequence[Any] | str]) -> list[dict[str
 
 
 def _product(base: Mapping[str, Any], axes: list[Axis]) -> Iterator[dict[str, Any]]:
-    # Prompt S/R goes last so it edits the prompt another axis chose, whatever the axis order.
+    # Prompt S/R goes after the other axes so it edits the prompt another axis chose, whatever the axis order;
+    # then the prompt's <lora:...> tags become the cell's LoRAs, which the lora axes act on last.
     order = sorted(range(len(axes)), key=lambda i: axes[i].name == PROMPT_SR_AXIS)
+    lora_order = [i for i in order if axes[i].name in LORA_AXES]
+    names = [axis.name for axis in axes]
     for combo in itertools.product(*(axis.values for axis in axes)):
         cell = dict(base)
         for i in order:
-            apply_axis(cell, axes[i], combo[i])
+            if axes[i].name not in LORA_AXES:
+                apply_axis(cell, axes[i], combo[i])
+        take_prompt_loras(cell)
+        for i in lora_order:
+            apply_axis(cell, axes[i], combo[i], names)
         yield cell
 
 
@@ -77,6 +85,7 @@ def _check_count(count: int, max_cells: int) -> None:
 
 
 def _validated(cell: dict[str, Any], axis_names: list[str], index: int | None = None) -> GenerationParams:
+    take_prompt_loras(cell)  # a no-op where _product took them already
     try:
         params = GenerationParams.model_validate(cell, strict=True)
     except ValidationError as exc:

@@ -22,6 +22,9 @@ from cauldrond.sampler_names import split_sampler_name
 from cauldrond.store import ExperimentRow, Store
 from cauldrond.suggestions import unknown
 
+# A provider's listing of one LoRA or VAE: .name, .usable, .note (the diffusers provider's ExtraFile).
+ExtraListing = Any
+
 SCHEDULE_SUFFIXES = ("Karras", "Exponential")
 DEFAULT_MODEL = "tiny-sd"  # the built-in model; the default_model setting overrides it
 # A model that is not in models.list may still be a hub id ("org/name"); never a URL, a path or a traversal.
@@ -196,8 +199,10 @@ class ExperimentService:
         or schedule."""
         # Listing models touches the disk; do it off the loop, once per experiment.
         models, samplers = await asyncio.to_thread(self._catalogue)
+        extras = await asyncio.to_thread(self._extras_catalogue)
         checked = []
         for cell in cells:
+            _check_extras(cell, extras, axes)
             model = cell.model
             if model not in models and ("/" not in model or not HUB_ID.match(model) or ".." in model):
                 available = ", ".join(sorted(models))
@@ -225,6 +230,40 @@ class ExperimentService:
         models = {info.name for provider in self._providers.all() for info in provider.list_models()}
         samplers = {info.name.lower(): info for provider in self._providers.all() for info in provider.list_samplers()}
         return models, samplers
+
+    def _extras_catalogue(self) -> dict[str, dict[str, ExtraListing]]:
+        """LoRA and VAE names by kind, from providers that list them (the diffusers provider's list_extras)."""
+        found: dict[str, dict[str, ExtraListing]] = {"lora": {}, "vae": {}}
+        for provider in self._providers.all():
+            list_extras = getattr(provider, "list_extras", None)
+            if callable(list_extras):
+                for kind, names in found.items():
+                    names.update({extra.name: extra for extra in list_extras(kind)})
+        return found
+
+
+def _check_extras(
+    cell: GenerationParams, extras: Mapping[str, Mapping[str, ExtraListing]], axes: Mapping[str, Sequence[Any]]
+) -> None:
+    """SpecError naming a LoRA or VAE that is not in the models dir, or one that cannot be used (a pickle)."""
+    wanted = [("vae", "VAE", "vae", cell.vae)] if cell.vae else []
+    wanted += [("loras", "LoRA", "lora", lora.name) for lora in cell.loras]
+    for field, label, kind, name in wanted:
+        axis = "lora" if field == "loras" and "lora" in axes else field
+        origin = "axis" if axis in axes else "parameter"
+        found = extras[kind].get(name)
+        if found is not None and found.usable:
+            continue
+        if found is not None:
+            raise SpecError(f"{origin} {axis!r}: {label} {name!r} is {found.note}", field=axis, value=name)
+        available = [n for n, extra in extras[kind].items() if extra.usable]
+        hint = unknown(label, name, available, f"{kind}s.list", _where(axis, axes))
+        raise SpecError(
+            f"{origin} {axis!r}: {hint.message()}; available: {', '.join(sorted(available)) or 'none'}",
+            field=axis,
+            value=name[:200],
+            **hint.error_data(),
+        )
 
 
 def _origin(field: str, axes: Mapping[str, Sequence[Any]]) -> str:

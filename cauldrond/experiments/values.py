@@ -53,9 +53,16 @@ def _kind_of(annotation: Any) -> AxisKind:
 
 # Derived from GenerationParams so a new field is an axis without touching this table.
 AXIS_KINDS: dict[str, AxisKind] = {
-    **{name: _kind_of(info.annotation) for name, info in GenerationParams.model_fields.items()},
+    # A list field (loras) has axes of its own below.
+    **{
+        name: _kind_of(info.annotation)
+        for name, info in GenerationParams.model_fields.items()
+        if isinstance(info.annotation, type)
+    },
     SIZE_AXIS: "size",
     PROMPT_SR_AXIS: "text",
+    "lora": "text",  # experiments/lora_axes.py
+    "lora_weight": "float",
 }
 
 

@@ -43,7 +43,7 @@ SCHEDULE_SUFFIXES: dict[str, str] = {
 LORA_TAGS = ("<lora:", "<lyco:", "<hypernet:")
 
 # Fields that describe the image's origin rather than how to make it: reported as notes.
-INFORMATIONAL = frozenset({"Version", "User", "Model hash"})
+INFORMATIONAL = frozenset({"Version", "User", "Model hash", "VAE hash"})
 NOT_TXT2IMG = "img2img, inpainting and hires fix: cauldron runs txt2img only"
 IGNORED_REASONS: dict[str, str] = {
     "Denoising strength": NOT_TXT2IMG,
@@ -56,16 +56,14 @@ IGNORED_REASONS: dict[str, str] = {
     "Init image hash": NOT_TXT2IMG,
     "First pass size": NOT_TXT2IMG,
     "ENSD": "eta noise seed delta: cauldron seeds a sampler's noise from the image seed alone",
+    "Lora hashes": "LoRAs are applied by the name in the prompt's <lora:...> tags; the hashes are not compared",
+    "TI hashes": "embeddings are used by the name in the prompt; the hashes are not compared",
     "Eta": "ancestral eta: cauldron's ancestral samplers always use 1",
-    "Lora hashes": "LoRAs are not loaded; <lora:...> tags stay in the prompt as plain text",
-    "TI hashes": "textual-inversion embeddings are not loaded; their names stay in the prompt as plain text",
     "Hypernet": "hypernetworks are not loaded",
     "Face restoration": "no face restoration",
     "Variation seed": "no variation seeds",
     "Variation seed strength": "no variation seeds",
     "Seed resize from": "no variation seeds",
-    "VAE": "the model's own VAE is used",
-    "VAE hash": "the model's own VAE is used",
     "Tiling": "no tiling",
     "Refiner": "no refiner pass",
     "Refiner switch at": "no refiner pass",
@@ -89,7 +87,13 @@ READ_HERE = frozenset({"sampler", "schedule", "eta"})
 
 def mapped_entries() -> list[InfotextEntry]:
     """The infotext labels params.py declares that map straight to params (read at each call)."""
-    return [entry for entry in infotext_entries() if not READ_HERE & set(entry.names)]
+    # A label written from the provider's info (Lora hashes) is not the field's value: LoRAs come back from the
+    # prompt's <lora:...> tags when the imported params make an experiment.
+    return [
+        entry
+        for entry in infotext_entries()
+        if not READ_HERE & set(entry.names) and entry.fields[0].param.infotext_info is None
+    ]
 
 
 def import_a1111(content: bytes, filename: str) -> Imported:
@@ -155,8 +159,8 @@ def infotext_to_params(info: Infotext) -> Imported:
         _rng(fields, ignored, notes)
     if "model" not in params:
         notes.append("no Model field: the default model is used")
-    if any(tag in info.prompt or tag in info.negative_prompt for tag in LORA_TAGS):
-        notes.append("the prompt's <lora:...> tags are kept as plain text: cauldron does not load LoRAs")
+    if any(tag in info.prompt for tag in LORA_TAGS):
+        notes.append("the prompt's <lora:...> tags become LoRAs from models/loras/ when the experiment is created")
     for key, value in fields.items():
         if key in INFORMATIONAL:
             notes.append(f"{key}: {value}")

@@ -25,6 +25,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 import cauldrond
+from cauldrond.extra_networks import prompt_with_tags
 from cauldrond.params import InfotextEntry, ParamField, infotext_entries
 
 TEMP_PREFIX = ".tmp-"
@@ -150,7 +151,8 @@ def _infotext_value(entry: InfotextEntry, params: Mapping[str, Any], info: Mappi
 def a1111_parameters(params: Mapping[str, Any], info: Mapping[str, Any]) -> str:
     """The ``parameters`` text chunk in AUTOMATIC1111's infotext format: the prompt, the negative prompt, then
     each field's label from params.py in A1111's order (``Param.infotext``)."""
-    lines = [str(params.get("prompt", ""))]
+    # A1111's prompt holds the LoRA tags that experiment creation took out into the loras param.
+    lines = [prompt_with_tags(str(params.get("prompt", "")), params.get("loras") or ())]
     negative = str(params.get("negative_prompt", ""))
     if negative:
         lines.append(f"Negative prompt: {negative}")
@@ -158,8 +160,14 @@ def a1111_parameters(params: Mapping[str, Any], info: Mapping[str, Any]) -> str:
     for entry in infotext_entries():
         if not entry.written_at_default and entry.at_default(params):
             continue
-        if "model" in entry.names and info.get("model_short_hash"):
-            fields.append(("Model hash", _quoted(str(info["model_short_hash"]))))  # A1111 writes it first
+        marker = entry.fields[0].param
+        if marker.infotext_hash and info.get(marker.infotext_hash):
+            # "Model hash", "VAE hash": A1111 writes the hash just before the name
+            fields.append((f"{entry.label} hash", _quoted(str(info[marker.infotext_hash]))))
+        if marker.infotext_info is not None:
+            if info.get(marker.infotext_info):  # the provider's text ("Lora hashes"); absent: nothing to write
+                fields.append((entry.label, _quoted(str(info[marker.infotext_info]))))
+            continue
         fields.append((entry.label, _infotext_value(entry, params, info)))
     fields.append(("Version", f"cauldron-{cauldrond.__version__}"))
     lines.append(", ".join(f"{key}: {value}" for key, value in fields))

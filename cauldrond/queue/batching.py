@@ -14,7 +14,16 @@ def cell_batch_key(params: Mapping[str, Any]) -> Hashable:
     Fields shared only where the sampler uses them (eta) are in the key too: the queue cannot see the sampler's
     scheduler, and a key too fine only costs batching where one too coarse would hand the provider a batch it
     refuses."""
-    return tuple(params.get(name) for name in batch_key_fields())
+    return tuple(_hashable(params.get(name)) for name in batch_key_fields())
+
+
+def _hashable(value: Any) -> Hashable:
+    # Stored params are JSON: a LoRA set arrives as a list of {name, weight} objects.
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(item) for item in value)
+    if isinstance(value, dict):
+        return tuple(sorted((key, _hashable(item)) for key, item in value.items()))
+    return value  # type: ignore[no-any-return]
 
 
 def batch_key(job: QueuedJob) -> Hashable:

@@ -21,7 +21,9 @@ from cauldrond.params import GenerationParams
 
 
 def test_axis_names_cover_every_param() -> None:
-    assert set(AXIS_NAMES) == {*GenerationParams.model_fields, "size", "prompt_sr"}
+    # loras (a list) is swept through its own two axes, lora and lora_weight.
+    fields = set(GenerationParams.model_fields) - {"loras"}
+    assert set(AXIS_NAMES) == {*fields, "size", "prompt_sr", "lora", "lora_weight"}
     assert len(AXIS_NAMES) == len(set(AXIS_NAMES))
 
 
@@ -39,7 +41,7 @@ def test_resolve_keeps_order_and_parses() -> None:
 @pytest.mark.parametrize(
     ("axes", "field", "needle"),
     [
-        ({"colour": ["red"]}, "colour", "unknown axis 'colour'; valid axes: prompt, negative_prompt"),
+        ({"colour": ["red"]}, "colour", "valid axes: prompt, negative_prompt"),
         ({"steps": []}, "steps", "axis 'steps' has no values"),
         ({"steps": {"a": 1}}, "steps", "give a list of values"),
         ({"steps": "0-2"}, "steps", "axis 'steps': value 0: Input should be greater than or equal to 1"),

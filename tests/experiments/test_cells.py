@@ -29,6 +29,8 @@ def test_product_is_first_axis_outermost_over_base() -> None:
         "prompt",
         "negative_prompt",
         "model",
+        "vae",
+        "loras",
         "sampler",
         "schedule",
         "steps",

@@ -182,7 +182,8 @@ def test_the_limit_counts_the_whole_axis() -> None:
 
 
 def test_every_param_is_an_axis_of_the_right_kind() -> None:
-    assert set(AXIS_KINDS) == {*GenerationParams.model_fields, "size", "prompt_sr"}
+    fields = set(GenerationParams.model_fields) - {"loras"}  # swept by the lora and lora_weight axes
+    assert set(AXIS_KINDS) == {*fields, "size", "prompt_sr", "lora", "lora_weight"}
     assert {name for name, kind in AXIS_KINDS.items() if kind == "int"} == {
         "steps",
         "seed",
@@ -190,7 +191,7 @@ def test_every_param_is_an_axis_of_the_right_kind() -> None:
         "height",
         "clip_skip",
     }
-    assert {name for name, kind in AXIS_KINDS.items() if kind == "float"} == {"cfg_scale", "eta"}
+    assert {name for name, kind in AXIS_KINDS.items() if kind == "float"} == {"cfg_scale", "eta", "lora_weight"}
     assert AXIS_KINDS["size"] == "size"
     assert AXIS_KINDS["prompt_sr"] == "text"
     with pytest.raises(SpecError, match="unknown axis 'colour'"):

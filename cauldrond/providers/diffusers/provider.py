@@ -30,6 +30,8 @@ from cauldrond.providers.base import (
     StopCheck,
 )
 from cauldrond.providers.diffusers import denoise, devices, embeddings, interrupt, loading, oom, previews, samplers
+from cauldrond.providers.diffusers.extras import ExtraNetworks
+from cauldrond.providers.diffusers.extras_catalogue import EMBEDDING, LORA, VAE, ExtraFile, list_extras
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class _BatchRun:
     sampler: str
     schedule: str
     own_loop: bool  # denoise.run with per-image CFG, else the pipeline's __call__ per CFG value
+    extras_key: str  # the LoRA set and embeddings the prompt encodings depend on (extras.py)
     progress: oom.SplitProgress
     engine_progress: ProgressCallback  # as the engine gave it: it may take each step's latents (previews.py)
     should_stop: StopCheck
@@ -78,6 +81,8 @@ class DiffusersProvider:
         self._loaded: _LoadedModel | None = None
         self._lock = threading.RLock()
         self.prompt_cache = embeddings.PromptEmbeddingCache()
+        # LoRAs, VAE override and textual-inversion embeddings of the loaded pipeline (never a model reload).
+        self.extra_networks = ExtraNetworks(self.models_dir)
         # The largest batch that fit after an out-of-memory split (size None until one happens); later batches
         # are split to it up front.
         self.batch_limit = oom.BatchLimit()
@@ -111,6 +116,12 @@ class DiffusersProvider:
         if source.path is None:
             return None
         return loading.model_hash(source, self.models_dir, cache=self.hash_cache).sha256
+
+    def list_extras(self, kind: str) -> list[ExtraFile]:
+        """The LoRAs, VAEs or embeddings (``kind``: "lora", "vae", "embedding") in the models dir."""
+        if kind not in (LORA, VAE, EMBEDDING):
+            raise ValueError(f"no such kind of extra network: {kind!r}")
+        return list_extras(self.models_dir, kind)
 
     def list_samplers(self) -> list[SamplerInfo]:
         return samplers.list_samplers()
@@ -215,6 +226,7 @@ class DiffusersProvider:
             return
         self._loaded = None
         self.prompt_cache.clear()
+        self.extra_networks.forget()  # its adapters, VAE and tokens went with the pipeline
         # Another model needs other memory; a limit learned on this one would be a guess there.
         self.batch_limit.reset()
         gc.collect()
@@ -250,15 +262,20 @@ class DiffusersProvider:
             # Fields such as eta matter only to a sampler whose step takes them; there the batch must share them.
             used = [name for name in shared_fields(Batching.SHARED_WHERE_USED) if _step_accepts(probe, name)]
             _check_shared(batch, used)
+            extras = self.extra_networks.apply(loaded.pipeline, batch, self._prepare_component)
             run = _BatchRun(
                 loaded=loaded,
                 sampler=sampler,
                 schedule=schedule,
                 own_loop=self.use_own_loop and denoise.supports(loaded.pipeline),
+                extras_key=extras.cache_key,
                 progress=oom.SplitProgress(progress, len(batch)),
                 engine_progress=progress,
                 should_stop=should_stop,
-                info=self._image_info(loaded, sampler, schedule, probe, {name: getattr(first, name) for name in used}),
+                info={
+                    **self._image_info(loaded, sampler, schedule, probe, {name: getattr(first, name) for name in used}),
+                    **extras.info,
+                },
             )
             # Our loop applies CFG per image. __call__ takes one guidance scale, so a pipeline our loop does not
             # reproduce (subclasses, other families) runs one call per CFG value: still correct, only less batched.
@@ -313,7 +330,7 @@ class DiffusersProvider:
                 # SD 1.x/2.x: (cond, uncond); SDXL adds both prompts' pooled embeddings.
                 prompt_embeds, negative_embeds, *pooled = self.prompt_cache.encode_all(
                     pipeline,
-                    f"{run.loaded.sha256}:{self.device}:{_dtype_name(self.dtype)}",
+                    f"{run.loaded.sha256}:{self.device}:{_dtype_name(self.dtype)}:{run.extras_key}",
                     [params.prompt for params in chunk],
                     [params.negative_prompt for params in chunk],
                     clip_skip,
@@ -366,6 +383,16 @@ class DiffusersProvider:
             )
             for index, (image, params) in enumerate(zip(images, chunk, strict=True))
         ]
+
+    def _prepare_component(self, module: Any) -> None:
+        """A component swapped in after loading (a VAE override) on the pipeline's device, dtype and attention."""
+        assert self.device is not None and self.dtype is not None
+        # Casting only where the dtype differs: diffusers warns on a cast to the dtype a module already has.
+        if module.dtype != self.dtype:
+            module.to(self.device, self.dtype)
+        else:
+            module.to(self.device)
+        _use_sdpa_attention(module)
 
     def _initial_latents(
         self, pipeline: Any, params: GenerationParams, generators: list[torch.Generator]

@@ -4,6 +4,7 @@ from cauldrond.rpc.methods import (
     devices,
     events,
     experiments,
+    extras,
     gallery,
     images,
     maintenance,
@@ -19,6 +20,19 @@ from cauldrond.rpc.registry import MethodRegistry
 def register_builtin_methods(registry: MethodRegistry) -> None:
     # devices/pairing and maintenance reach the daemon's access rules through ctx.services.access, so they
     # need nothing the web frontend builds and rpc.describe lists them even without it.
-    modules = (system, experiments, results, queue, images, gallery, trash, events, plugins, devices, maintenance)
+    modules = (
+        system,
+        extras,
+        experiments,
+        results,
+        queue,
+        images,
+        gallery,
+        trash,
+        events,
+        plugins,
+        devices,
+        maintenance,
+    )
     for module in modules:
         module.register(registry)

@@ -1,0 +1,145 @@
+"""LoRAs, VAEs and textual-inversion embeddings in the models dir: finding them by name, and their A1111 hashes.
+
+``<models_dir>/loras/``, ``<models_dir>/vae/`` and ``<models_dir>/embeddings/`` (subfolders are searched too, as
+A1111 does). A LoRA and an embedding are named by their file stem (``<lora:detail:0.6>``, the word ``badhands``
+in a prompt); a VAE by its file name (``vae-ft-mse.safetensors``, as A1111's "VAE" infotext and sd_vae setting
+name it) or, for a diffusers folder (config.json and weights), by the folder's name. Only ``.safetensors`` files
+are used: a ``.pt``/``.ckpt``/``.bin`` file is a pickle, which can run code when loaded, so it is listed with a
+note saying so and never loaded (convert it to safetensors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cauldrond.providers.base import ProviderError
+from cauldrond.providers.diffusers import loading
+
+log = logging.getLogger(__name__)
+
+LORA = "lora"
+VAE = "vae"
+EMBEDDING = "embedding"
+FOLDERS = {LORA: "loras", VAE: "vae", EMBEDDING: "embeddings"}
+LORA_SHORT_HASH = 12  # A1111's network shorthash
+EMBEDDING_SHORT_HASH = 12  # A1111's textual-inversion shorthash
+VAE_SHORT_HASH = 10  # A1111's "VAE hash"
+PICKLE_NOTE = "a pickle file, which can run code when loaded: not used; convert it to .safetensors"
+
+
+@dataclass(frozen=True)
+class ExtraFile:
+    """One LoRA, VAE or embedding found in the models dir."""
+
+    kind: str  # LORA | VAE | EMBEDDING
+    name: str
+    path: Path
+    usable: bool = True
+    note: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "path": str(self.path), "usable": self.usable, "note": self.note}
+
+
+def folder_of(models_dir: Path, kind: str) -> Path:
+    return models_dir / FOLDERS[kind]
+
+
+def list_extras(models_dir: Path, kind: str) -> list[ExtraFile]:
+    """Every file of ``kind`` under its folder, by name; a name found twice keeps the first path (logged)."""
+    root = folder_of(models_dir, kind)
+    if not root.is_dir():
+        return []
+    found: dict[str, ExtraFile] = {}
+    for entry in sorted(root.rglob("*"), key=lambda path: path.as_posix()):
+        extra = _extra_for(kind, entry)
+        if extra is None:
+            continue
+        if extra.name in found:
+            log.warning("%s has two %ss named %r; using %s", root, kind, extra.name, found[extra.name].path)
+            continue
+        found[extra.name] = extra
+    return sorted(found.values(), key=lambda extra: extra.name.lower())
+
+
+def _extra_for(kind: str, entry: Path) -> ExtraFile | None:
+    if any(part.startswith(".") for part in entry.parts[-1:]):
+        return None
+    if kind == VAE and entry.is_dir() and (entry / "config.json").is_file():
+        return ExtraFile(kind, entry.name, entry)
+    if not entry.is_file() or (kind == VAE and (entry.parent / "config.json").is_file()):
+        return None  # a diffusers VAE folder's own weights are part of the folder
+    suffix = entry.suffix.lower()
+    name = entry.name if kind == VAE else entry.stem
+    if suffix == ".safetensors":
+        return ExtraFile(kind, name, entry)
+    if suffix in loading.PICKLE_SUFFIXES:
+        return ExtraFile(kind, name, entry, usable=False, note=PICKLE_NOTE)
+    return None
+
+
+def find_extra(models_dir: Path, kind: str, name: str) -> ExtraFile:
+    """The usable ``kind`` called ``name``; ProviderError naming it and what there is otherwise."""
+    extras = list_extras(models_dir, kind)
+    for extra in extras:
+        if extra.name == name:
+            if not extra.usable:
+                raise ProviderError(f"{kind} {name!r} ({extra.path.name}) is {extra.note}")
+            return extra
+    known = ", ".join(extra.name for extra in extras if extra.usable) or "none"
+    raise ProviderError(f"unknown {kind} {name!r}; {kind}s in {folder_of(models_dir, kind)}: {known}")
+
+
+def check_safetensors(extra: ExtraFile) -> None:
+    """Refuse a file that is not safetensors by its bytes (a pickle renamed, a truncated or garbled header)."""
+    try:
+        loading.check_single_file(extra.path, allow_pickle=False)
+    except ProviderError as exc:
+        raise ProviderError(f"{extra.kind} {extra.path.name}: {exc}") from None
+
+
+_hash_lock = threading.Lock()
+_hashes: dict[tuple[str, int, int, str], str] = {}
+
+
+def lora_hash(path: Path) -> str:
+    """A1111's LoRA hash (kohya-ss's "addnet" hash): the sha256 of a safetensors file after its header, so
+    editing the metadata keeps the hash."""
+    return _cached(path, "addnet", lambda: _sha256_from(path, _tensor_data_offset(path)))
+
+
+def file_hash(path: Path) -> str:
+    """The sha256 of the whole file (A1111's VAE and textual-inversion hashes)."""
+    return _cached(path, "file", lambda: _sha256_from(path, 0))
+
+
+def _cached(path: Path, kind: str, compute: object) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, kind)
+    with _hash_lock:
+        found = _hashes.get(key)
+    if found is not None:
+        return found
+    assert callable(compute)
+    value = str(compute())
+    with _hash_lock:
+        _hashes[key] = value
+    return value
+
+
+def _tensor_data_offset(path: Path) -> int:
+    with path.open("rb") as handle:
+        return 8 + int.from_bytes(handle.read(8), "little")
+
+
+def _sha256_from(path: Path, offset: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
