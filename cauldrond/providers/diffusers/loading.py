@@ -6,15 +6,12 @@ one slash, treated as a hub id), so no client string is ever joined onto a files
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import logging
 import os
 import re
 import struct
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,12 @@ from cauldrond.models import read_sidecar_config
 from cauldrond.models.hash_cache import HashCache
 from cauldrond.models.tiny import MARKER_FILE
 from cauldrond.providers.base import ProviderError
+
+# Re-exported (the redundant aliases say so): loading is where callers look for a model's hash.
+from cauldrond.providers.diffusers.model_hashing import HASH_CACHE_FILE as HASH_CACHE_FILE
+from cauldrond.providers.diffusers.model_hashing import SHORT_HASH_LENGTH as SHORT_HASH_LENGTH
+from cauldrond.providers.diffusers.model_hashing import ModelHash as ModelHash
+from cauldrond.providers.diffusers.model_hashing import model_hash as model_hash
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,6 @@ UNKNOWN = "unknown"
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin", ".pth")
 SINGLE_FILE_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 WEIGHT_SUFFIXES = SINGLE_FILE_SUFFIXES
-HASH_CACHE_FILE = ".cauldron-hash.json"
-SHORT_HASH_LENGTH = 10  # A1111 shows the first 10 hex digits of the full sha256
 
 _HUB_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit on a header
@@ -57,15 +58,6 @@ class ModelSource:
     @property
     def is_pickle_file(self) -> bool:
         return self.kind == SINGLE_FILE and self.path is not None and self.path.suffix.lower() in PICKLE_SUFFIXES
-
-
-@dataclass(frozen=True)
-class ModelHash:
-    sha256: str
-
-    @property
-    def short(self) -> str:
-        return self.sha256[:SHORT_HASH_LENGTH]
 
 
 # --- names -----------------------------------------------------------------------------------------------
@@ -210,80 +202,6 @@ def resolve_model(models_dir: Path, name: str) -> ModelSource:
             return source
     known = ", ".join(s.name for s in discover_models(models_dir)) or "none"
     raise ProviderError(f"unknown model {name!r}; models in {models_dir}: {known}")
-
-
-# --- hashing ----------------------------------------------------------------------------------------------
-
-_cache_lock = threading.Lock()
-
-
-def model_hash(
-    source: ModelSource, models_dir: Path, folder: Path | None = None, cache: HashCache | None = None
-) -> ModelHash:
-    """sha256 of a model's weights: the file itself (as A1111 hashes a checkpoint), or for a folder the sha256
-    of the list of its weight files (relative path and sha256, sorted by path). ``folder`` overrides the path
-    (a hub snapshot); ``cache`` remembers file hashes (the daemon's store), else a JSON file in the models dir."""
-    root = folder or source.path
-    if root is None:
-        raise ProviderError(f"model {source.name!r} has no local files to hash")
-    if root.is_file():
-        return ModelHash(_file_sha256(root, models_dir, cache))
-    lines = []
-    for file in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES):
-        lines.append(f"{file.relative_to(root).as_posix()} {_file_sha256(file, models_dir, cache)}\n")
-    return ModelHash(hashlib.sha256("".join(lines).encode()).hexdigest())
-
-
-def _file_sha256(path: Path, models_dir: Path, cache: HashCache | None = None) -> str:
-    """Hash a file once: the result is cached keyed by path, size and mtime."""
-    stat = path.stat()
-    if cache is not None:
-        key = str(path.resolve())
-        found = cache.lookup(key, stat.st_size, stat.st_mtime_ns)
-        if found is None:
-            found = _sha256_of(path)
-            cache.remember(key, stat.st_size, stat.st_mtime_ns, found)
-        return found
-    try:
-        key = path.resolve().relative_to(models_dir.resolve()).as_posix()
-    except ValueError:
-        key = str(path.resolve())
-    cache_path = models_dir / HASH_CACHE_FILE
-    with _cache_lock:
-        entries = _read_json(cache_path)
-        entry = entries.get(key)
-        if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
-            return str(entry["sha256"])
-    value = _sha256_of(path)
-    with _cache_lock:
-        entries = _read_json(cache_path)
-        entries[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}
-        _write_cache(cache_path, entries)
-    return value
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _write_cache(path: Path, cache: dict[str, Any]) -> None:
-    # A read-only models dir only costs a re-hash next time.
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=HASH_CACHE_FILE, suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        log.warning("cannot write hash cache %s: %s", path, exc)
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(cache, handle, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        log.warning("cannot write hash cache %s: %s", path, exc)
 
 
 # --- loading ----------------------------------------------------------------------------------------------
