@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from cauldrond.a1111 import PREFIX
 from cauldrond.a1111.catalogue import samplers_to_a1111, schedulers_to_a1111
@@ -164,7 +165,10 @@ async def skip(request: web.Request) -> Any:
 
 async def post_png_info(request: web.Request) -> Any:
     body = await read_json(request, IMAGE_LIMIT)
-    fields = PngInfoRequest.model_validate(body)
+    try:
+        fields = PngInfoRequest.model_validate(body)
+    except ValidationError as exc:
+        raise field_error("image", "must be a string: a PNG as base64") from exc
     if not fields.image:
         raise field_error("image", "is required: a PNG as base64")
     data = decode_image_field(fields.image)

@@ -145,3 +145,13 @@ def test_body_limits(a1111: DaemonThread) -> None:
     assert_refused(a1111, None, "", status=413, data=b"{" + b" " * (1024 * 1024 + 1) + b"}")
     assert_refused(a1111, None, "", status=422, data=b"not json")
     assert_refused(a1111, None, "", status=422, data=json.dumps([1, 2]).encode())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"image": 5}, {"image": "not base64 at all!"}, {"image": "aGVsbG8gd29ybGQ="}],  # last: "hello world"
+)
+def test_png_info_refuses_what_is_not_an_image(a1111: DaemonThread, body: dict[str, Any]) -> None:
+    reply = requests.post(f"{a1111.api}/png-info", json=body, auth=("u", a1111.token), timeout=TIMEOUT_S)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["detail"][0]["loc"] == ["body", "image"]
