@@ -129,8 +129,9 @@ function Root() {
     const offState = client.onState((state) => {
       if (state === 'signed-out') setRevoked(true);
       // A socket refused at the upgrade (revoked while this device was away) closes without a reason; /session
-      // tells a revoked device from an unreachable daemon.
-      if (state === 'closed') refresh();
+      // tells a revoked device from an unreachable daemon. After a revocation it also ends this client (the
+      // session is no longer signed in), so pairing again starts a new one.
+      if (state === 'closed' || state === 'signed-out') refresh();
     });
     const offWake = onWake(() => client.reconnectNow());
     setRpc(client);

@@ -21,6 +21,7 @@ from tests.pwa.conftest import (
     screenshot,
     tab_until,
 )
+from tests.pwa.service_worker_helpers import poll
 
 
 def fresh_context(browser: Any, daemon: DaemonProcess, device: str) -> Any:
@@ -107,7 +108,7 @@ def test_a_qr_link_fills_in_the_code_and_shows_its_fingerprint(browser: Any, app
 
 
 @pytest.mark.parametrize("device", ["phone", "tablet"])
-def test_a_revoked_device_is_signed_out_while_open_and_after_a_reload(
+def test_a_revoked_device_is_signed_out_while_open_and_after_a_reload_and_can_pair_again(
     browser: Any, app_daemon: DaemonProcess, device: str
 ) -> None:
     name = f"revoked {device}"
@@ -120,14 +121,28 @@ def test_a_revoked_device_is_signed_out_while_open_and_after_a_reload(
     assert answer["revoked"] is True
     page.get_by_role("heading", name="This device was signed out").wait_for()
     assert not page.get_by_role("navigation", name="Screens").is_visible()
+    pair_again = page.get_by_role("link", name="Pair this device again")
+    assert pair_again.get_attribute("href") == "/pair"
 
-    page.reload()
-    page.get_by_role("heading", name="This device was signed out").wait_for()
-    assert page.get_by_role("link", name="Pair this device again").get_attribute("href") == "/pair"
-    screenshot(page, "signed-out", device)
-    if device == "phone":
+    if device == "tablet":
+        page.reload()
+        page.get_by_role("heading", name="This device was signed out").wait_for()
+        screenshot(page, "signed-out", device)
+    else:
+        screenshot(page, "signed-out", device)
         assert_accessible(page, "signed-out")
-        page.get_by_role("link", name="Pair this device again").click()
+        # Pairing again without a reload: the app must open a new connection with the new pairing.
+        pair_again.click()
         page.get_by_role("heading", name="Pair this device").wait_for()
+        page.get_by_label("Code", exact=True).fill(rpc(app_daemon, "pairing.create_code")["code"])
+        page.get_by_label("Device name").fill(f"{name} again")
+        page.get_by_role("button", name="Pair").click()
+        page.get_by_role("navigation", name="Screens").wait_for()
+
+        def connections_of_new_pairing() -> int:
+            devices = rpc(app_daemon, "devices.list")["devices"]
+            return sum(d["connections"] for d in devices if d["name"] == f"{name} again" and not d["revoked_at"])
+
+        assert poll(connections_of_new_pairing, "the app connected with its new pairing") == 1
     problems.check()
     context.close()
