@@ -90,6 +90,10 @@ def test_a_qr_link_fills_in_the_code_and_shows_its_fingerprint(browser: Any, app
     # fingerprint shown comes from the link).
     fingerprint = "AB" * 32
     context = fresh_context(browser, app_daemon, "phone")
+    # GET /pair serves the app (whose router shows the pair screen) under the app's CSP, not the plain form.
+    served = context.request.get(f"/pair?code=ABCD2345&fp={fingerprint}")
+    assert served.ok and '<script type="module" src="/app/js/main.js">' in served.text()
+    assert "script-src 'self'" in served.headers["content-security-policy"]
     page, problems = open_page(context, f"/pair?code=abcd-2345&fp={fingerprint}")
     assert page.get_by_label("Code", exact=True).input_value() == "ABCD2345"
     shown = page.get_by_test_id("fingerprint").inner_text()
