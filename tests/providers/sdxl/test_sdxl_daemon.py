@@ -1,7 +1,7 @@
 """tiny-sdxl end to end through a real daemon: folder and single-file checkpoint side by side in one CFG sweep,
 with the infotext, the JSON metadata, a grid and the ComfyUI export/import; and checkpoints that must be refused
-(truncated, a pickle named .safetensors, not a checkpoint at all), each failing with its file and reason while
-the daemon keeps running other experiments and the files stay as they were."""
+(truncated, a pickle named .safetensors, garbage, a LoRA where a checkpoint belongs), each failing with its file
+and reason while the daemon keeps running other experiments and the files stay as they were."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import pytest_asyncio
 import torch
 from cauldron_client import Client
 from PIL import Image
+from safetensors.torch import save_file
 
 from cauldrond.daemon import Daemon
 from cauldrond.models.single_file import export_single_file
@@ -28,7 +29,7 @@ from tests.conftest import make_settings, token_of, url_of
 from tests.waiting import finished
 
 CELL = {"prompt": "a lighthouse at dusk", "width": 64, "height": 64, "steps": 2, "sampler": "Euler", "seed": 3}
-BAD_FILES = ("truncated", "pickled", "not-a-model")
+BAD_FILES = ("truncated", "pickled", "not-a-model", "a-lora")
 # One daemon for the module (its event loop too): on a small CPU each start costs seconds.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -41,6 +42,7 @@ def models(sdxl_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     data = single.read_bytes()
     (folder / "truncated.safetensors").write_bytes(data[: len(data) // 2])
     torch.save({"model.diffusion_model.out.2.bias": torch.zeros(4)}, folder / "pickled.safetensors")
+    save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.alpha": torch.ones(1)}, str(folder / "a-lora.safetensors"))
     (folder / "not-a-model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00" + b'{"a": 1}        ' * 2)
     return folder
 
@@ -154,10 +156,11 @@ async def test_bad_checkpoints_fail_with_file_and_reason_and_the_daemon_runs_on(
     created = await client.call("experiments.create", base={**CELL, "model": "tiny-sdxl"}, axes={"model": BAD_FILES})
     result = await finished(client, created["experiment"]["id"], timeout=120)
     errors = {job["params"]["model"]: job["last_error"] for job in result["jobs"]}
-    assert result["experiment"]["counts"]["failed"] == 3, errors
+    assert result["experiment"]["counts"]["failed"] == 4, errors
     assert "truncated.safetensors" in errors["truncated"] and "truncated" in errors["truncated"].split(":", 1)[1]
     assert "pickled.safetensors" in errors["pickled"] and "pickle" in errors["pickled"]
     assert "not-a-model.safetensors" in errors["not-a-model"]
+    assert "a-lora.safetensors: no UNet or VAE weights" in errors["a-lora"]
     assert {name: _sha256(models / f"{name}.safetensors") for name in BAD_FILES} == before
 
     # The daemon is up and still generates.
