@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml clients/pyproject.toml $(addsuffix /pyproject
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev]" -e ./clients $(addprefix -e ./,$(PLUGINS))
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray]" -e ./clients $(addprefix -e ./,$(PLUGINS))
 	$(BIN)/python -m pip install --quiet --no-deps $(KDIFFUSION_SPEC)
 	touch $@
 

@@ -60,6 +60,14 @@ class Settings:
     # nowhere; on the LAN listener only with a1111_api_lan as well.
     a1111_api: str = "auto"
     a1111_api_lan: bool = False
+    # Scale-out (docs/scale-out.md): "local" runs batches on this process's worker thread; "ray" dispatches them
+    # to Ray actors, one per GPU of every node of the cluster at ray_address ("local": a private single-node Ray
+    # started by the daemon; otherwise the address of a running cluster's head, e.g. "192.168.1.20:6379").
+    engine: str = "local"
+    ray_address: str = "local"
+    ray_cpu_workers: int = 1  # workers on a node without GPUs (0: GPU nodes only)
+    ray_worker_models: int = 2  # models each worker keeps loaded (least recently used goes first)
+    ray_worker_threads: int = 0  # torch threads per worker; 0 leaves torch's default
     # [plugins.<name>] tables of the TOML file, handed to plugins as they are.
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -128,10 +136,16 @@ _FIELD_TYPES: dict[str, type] = {
     "lan_port": int,
     "a1111_api": str,
     "a1111_api_lan": bool,
+    "engine": str,
+    "ray_address": str,
+    "ray_cpu_workers": int,
+    "ray_worker_models": int,
+    "ray_worker_threads": int,
 }
 _DEVICES = ("auto", "cuda", "mps", "cpu")
 _LOG_FORMATS = ("plain", "json")
 _A1111_API = ("auto", "off")
+_ENGINES = ("local", "ray")
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -224,4 +238,17 @@ def load_settings(
         raise ConfigError("setting 'preview_every_steps' must be at least 1 and 'preview_max_per_s' at least 0")
     if settings.a1111_api not in _A1111_API:
         raise ConfigError(f"setting 'a1111_api' must be one of {', '.join(_A1111_API)}, got {settings.a1111_api!r}")
+    _check_scale_out(settings)
     return settings
+
+
+def _check_scale_out(settings: Settings) -> None:
+    if settings.engine not in _ENGINES:
+        raise ConfigError(f"setting 'engine' must be one of {', '.join(_ENGINES)}, got {settings.engine!r}")
+    address = settings.ray_address.strip()
+    if not address or any(ch.isspace() for ch in address):
+        raise ConfigError(f"setting 'ray_address' must be \"local\" or a cluster address (host:port), got {address!r}")
+    if settings.ray_cpu_workers < 0 or settings.ray_worker_threads < 0 or settings.ray_worker_models < 1:
+        raise ConfigError(
+            "settings 'ray_cpu_workers' and 'ray_worker_threads' must be at least 0, 'ray_worker_models' at least 1"
+        )
