@@ -50,7 +50,7 @@ const PARAM_ORDER = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule'
   'width', 'height', 'clip_skip', 'eta'];
 
 function shown(value) {
-  if (value === null || value === undefined) return '—';
+  if (value === null || value === undefined || value === '') return '—';
   if (typeof value === 'object') return JSON.stringify(value);
   return String(value);
 }
