@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,17 @@ async def _until_finished(stream: EventStream, experiment_id: int, timeout: floa
     raise AssertionError(f"experiment {experiment_id} did not finish within {timeout} s")
 
 
+@asynccontextmanager
+async def _as_sent_to_all(client: Client) -> AsyncIterator[EventStream]:
+    """What the daemon sends to a connection subscribed to all events (``events.subscribe`` without types).
+
+    The client's own all-events stream drops job.preview by itself, which would hide a daemon that sent it; so
+    the stream asks for the types to watch, then the subscription is replaced by the daemon's "all"."""
+    async with client.events(["job.preview", "job.done", "experiment.finished"]) as stream:
+        assert (await client.call("events.subscribe"))["subscribed"] == ["*"]
+        yield stream
+
+
 def _previews(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [event for event in events if event["type"] == "job.preview"]
 
@@ -67,7 +79,7 @@ async def test_only_a_subscription_naming_job_preview_gets_frames_and_none_are_m
     async with (
         Client(url_of(daemon), token_of(daemon)) as watcher,
         Client(url_of(daemon), token_of(daemon)) as everything,
-        everything.events() as all_events,
+        _as_sent_to_all(everything) as all_events,
     ):
         # 1. Only an all-events subscriber: nobody wants previews, so none is projected or sent.
         unwanted = await _sweep(everything)
@@ -115,7 +127,7 @@ async def test_only_a_subscription_naming_job_preview_gets_frames_and_none_are_m
 async def test_an_interest_without_any_subscription_makes_frames_for_pollers(daemon: Daemon) -> None:
     previews = daemon.services.previews if daemon.services else None
     assert previews is not None
-    async with Client(url_of(daemon), token_of(daemon)) as client, client.events() as all_events:
+    async with Client(url_of(daemon), token_of(daemon)) as client, _as_sent_to_all(client) as all_events:
         previews.want_for(300)  # what a poller such as GET /sdapi/v1/progress does
         experiment_id = await _sweep(client)
         seen = await _until_finished(all_events, experiment_id)
