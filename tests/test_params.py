@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import pytest
 from cauldron_client import generation_fields as client_options
+from cauldron_client.commands.experiments import convergence
 from cauldron_client.commands.generate import generate, sweep, sweep_experiment
 from pydantic import Field
 
@@ -116,8 +117,8 @@ def test_the_clients_option_table_is_the_daemons() -> None:
     assert cli_options() == client_options.OPTIONS
 
 
-def test_generate_and_sweep_offer_every_field_with_an_option() -> None:
-    for command in (generate, sweep):
+def test_generate_sweep_and_convergence_offer_every_field_with_an_option() -> None:
+    for command in (generate, sweep, convergence):
         offered = {option for param in command.params for option in param.opts}
         assert {option for _name, option, *_ in cli_options()} <= offered, command.name
     # eta had no option before it was declared with one: a sweep over it is an eta axis.

@@ -18,7 +18,7 @@ from cauldron_client.commands._common import (
     shorten,
     table,
 )
-from cauldron_client.commands.generate import FLOATS, INTS, VARY_SEED_HELP, Values, merge_values
+from cauldron_client.commands.generate import FLOATS, INTS, VARY_SEED_HELP, Values, generation_options, merge_values
 from cauldron_client.commands.params import Size, size_fields
 from cauldron_client.commands.run_file import format_values, resolved_axes, submit_experiment
 from cauldron_client.experiment_file import ExperimentSpec
@@ -140,6 +140,10 @@ def priority(experiment_id: int, priority: int) -> None:
 
 # -- convergence and cfg -------------------------------------------------------------------------------------
 
+# What a convergence experiment takes as its own axes (experiments.convergence's prompts, models, samplers,
+# steps and seeds).
+CONVERGENCE_AXES = ("prompt", "model", "sampler", "steps", "seed")
+
 
 @click.command()
 @click.option("--prompt", "prompts", multiple=True, required=True, help="Prompt; repeat for several.")
@@ -154,11 +158,8 @@ def priority(experiment_id: int, priority: int) -> None:
     "--seed", "seeds", multiple=True, type=INTS, help='Seeds: 1,2 or a range ("1-4") [default: one random seed].'
 )
 @click.option("--vary-seed", is_flag=True, help=VARY_SEED_HELP)
-@click.option("--negative", "negative_prompt", help="Negative prompt (every cell).")
-@click.option("--schedule", help="Automatic, Karras or Exponential (every cell).")
-@click.option("--cfg", "cfg_scale", type=float, help="CFG scale (every cell).")
-@click.option("--width", type=int)
-@click.option("--height", type=int)
+# Every other generation field with an option is one value for every cell.
+@generation_options(without=CONVERGENCE_AXES, note="For every cell.")
 @click.option("--size", type=Size(), help="WIDTHxHEIGHT, e.g. 512x768.")
 @click.option("--name", help="Experiment name.")
 @click.option("--priority", type=int, help="Higher runs sooner (default 0).")

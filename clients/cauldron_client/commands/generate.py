@@ -23,17 +23,24 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
 
 
-def generation_options(command: Command) -> Command:
-    """One option per generation field that has one (generation_fields.OPTIONS), its value under the field's
-    name, in the params model's order."""
-    for field, option, kind, help_text in reversed(OPTIONS):  # the last decorator applied is listed first
-        command = click.option(option, field, type=_TYPES[kind], help=help_text or None)(command)
-    return command
+def generation_options(without: Iterable[str] = (), note: str = "") -> Callable[[Command], Command]:
+    """One option per generation field that has one (generation_fields.OPTIONS) but those ``without``, its value
+    under the field's name, in the params model's order; ``note`` ends each help text."""
+    skipped = set(without)
+
+    def decorate(command: Command) -> Command:
+        for field, option, kind, help_text in reversed(OPTIONS):  # the last decorator applied is listed first
+            if field not in skipped:
+                text = " ".join(filter(None, [help_text, note])) or None
+                command = click.option(option, field, type=_TYPES[kind], help=text)(command)
+        return command
+
+    return decorate
 
 
 @click.command()
 @click.argument("prompt")
-@generation_options
+@generation_options()
 @click.option("--size", type=Size(), help="WIDTHxHEIGHT, e.g. 512x768.")
 @click.option("--priority", type=int, help="Higher runs sooner (default 0).")
 @click.option("--name", help="Experiment name.")
