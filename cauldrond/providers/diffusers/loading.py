@@ -92,12 +92,13 @@ def detect_format(path: Path) -> str:
         size = os.fstat(handle.fileno()).st_size
     if head.startswith(b"PK\x03\x04"):
         return TORCH_ZIP
-    if head.startswith(b"\x80"):
-        return PICKLE
+    # Safetensors first: a header length of 128 + 256k bytes also starts with 0x80, a pickle's PROTO opcode.
     if len(head) == 9:
         (header_length,) = struct.unpack("<Q", head[:8])
         if 0 < header_length <= min(_MAX_HEADER_BYTES, size - 8) and head[8:9] == b"{":
             return SAFETENSORS
+    if head.startswith(b"\x80"):
+        return PICKLE
     return UNKNOWN
 
 
