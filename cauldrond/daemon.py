@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 
 from cauldrond.config import Settings
-from cauldrond.engine import Engine
 from cauldrond.engine.previews import PreviewService
 from cauldrond.events import EventBus
 from cauldrond.experiments.results import ResultsService
@@ -28,6 +27,7 @@ from cauldrond.queue import JobQueue, queued_job
 from cauldrond.rpc.methods import register_builtin_methods
 from cauldrond.rpc.methods.plugins import register_plugin_methods
 from cauldrond.rpc.registry import MethodRegistry
+from cauldrond.scaleout import make_engine
 from cauldrond.security.files import make_private_database, make_private_dir
 from cauldrond.services import Services
 from cauldrond.store import Store
@@ -93,7 +93,8 @@ class Daemon:
             previews = PreviewService(
                 events, every_steps=settings.preview_every_steps, max_per_s=settings.preview_max_per_s
             )
-            engine = Engine(
+            engine = make_engine(
+                settings,
                 store=store,
                 queue=queue,
                 events=events,

@@ -95,6 +95,10 @@ class Engine:
         """The engine task is running (it may be idle or paused); False once it died and was not restarted."""
         return self._task is not None and not self._task.done()
 
+    def scaleout_status(self) -> dict[str, Any] | None:
+        """The Ray cluster and its workers (``engine = "ray"``, cauldrond/scaleout/); None for this local engine."""
+        return None
+
     def _optimize_providers(self) -> None:
         for provider in self._providers.all():
             provider.optimize_for_hardware()

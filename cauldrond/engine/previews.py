@@ -129,6 +129,10 @@ class PreviewService:
             self.frames_made += 1
             self.frame_seconds += seconds
 
+    def deliver(self, frame: PreviewFrame) -> None:
+        """On the loop: keep and publish a frame made elsewhere (a Ray worker's, cauldrond/scaleout/)."""
+        self._deliver(frame)
+
     def _deliver(self, frame: PreviewFrame) -> None:
         """On the loop: keep the frame and publish it."""
         self._latest = frame

@@ -1,0 +1,294 @@
+"""``engine = "ray"``: the engine as a dispatcher. It claims batches from the queue as the local engine does
+(``mark_running`` committed first), keeps every Ray worker busy (one batch running, one ready behind it), and
+places each batch by model affinity. What comes back is handled by ``remote_batch.py`` exactly as a local batch:
+the daemon writes the PNG files and commits each image with its job's ``done`` before announcing it.
+
+It inherits the local engine's bookkeeping (storage pauses, failing, requeueing, cancel flags, announcements,
+the supervisor) and replaces only the loop and what the loop runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from cauldrond.config import Settings
+from cauldrond.engine import Engine, replay
+from cauldrond.engine.engine import _resolved
+from cauldrond.engine.storage import batch_bytes, storage_fault
+from cauldrond.engine.worker import GpuWorker
+from cauldrond.queue import QueuedJob
+from cauldrond.queue.batching import batch_key
+from cauldrond.scaleout import cluster
+from cauldrond.scaleout.pool import WorkerPool, WorkerSlot
+from cauldrond.scaleout.remote_batch import RemoteBatch, RemoteBatches
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TICK_S = 0.2  # the loop looks at the queue and the workers at least this often
+REFRESH_S = 1.0  # how often the cluster's nodes are listed (joins and departures)
+RECONNECT_S = 5.0  # between attempts to reach a cluster that cannot be reached
+
+
+class RayEngine(Engine):
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self._control = GpuWorker("cauldron-ray")  # Ray's blocking calls, never on the loop
+        self._writer = GpuWorker("cauldron-ray-writer")  # PNG writes and model hashes (blocking I/O)
+        self._wake = asyncio.Event()
+        self.pool = WorkerPool(settings, self._control.run, self._wake.set)
+        self.batches = RemoteBatches(self)
+        self.connected = False
+        self.cluster_error: str | None = "not connected yet"
+        self._started_ray = False
+        self._last_refresh = 0.0
+        self._last_describe = 0.0
+
+    async def blocking(self, fn: Callable[[], T]) -> T:
+        return await self._writer.run(fn)
+
+    # -- status -------------------------------------------------------------------------------------------------
+
+    @property
+    def running_jobs(self) -> list[QueuedJob]:
+        return [*self.batches.running_jobs(), *self.storage.stranded]
+
+    def scaleout_status(self) -> dict[str, Any] | None:
+        return {
+            "engine": "ray",
+            "address": self.settings.ray_address,
+            "connected": self.connected,
+            "error": self.cluster_error,
+            "workers": self.pool.status(),
+        }
+
+    # -- control from RPC ---------------------------------------------------------------------------------------
+
+    def cancel_experiment(self, experiment_id: int) -> int:
+        with self._cancel_lock:
+            self._cancelled_experiments.add(experiment_id)
+        return self.batches.stop_experiment(experiment_id)
+
+    def withdraw_cancel(self, experiment_id: int) -> None:
+        with self._cancel_lock:
+            if not any(job.experiment_id == experiment_id for job in self.batches.running_jobs()):
+                self._cancelled_experiments.discard(experiment_id)
+
+    def is_cancelled(self, experiment_id: int) -> bool:
+        with self._cancel_lock:
+            return experiment_id in self._cancelled_experiments
+
+    def forget_cancels(self) -> None:
+        """Cancel flags of experiments with no batch in flight are spent (their queued jobs left already)."""
+        holding = {job.experiment_id for job in self.batches.running_jobs()}
+        with self._cancel_lock:
+            self._cancelled_experiments &= holding
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def stop(self, timeout: float = 6.0) -> None:
+        self.ready = False
+        self._stopping.set()
+        await self._clear_evidence()
+        self._wake.set()
+        self._queue.wake()
+        self.storage.guard.wake()
+        await self.batches.stop_all(timeout)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.pool.close()
+        if self.storage.stranded and not await self.storage.settle():
+            log.warning("jobs %s stay running in the database; start-up recovery requeues them", self.storage.stranded)
+        if self._started_ray:
+            await asyncio.wait_for(self._control.run(cluster.disconnect), timeout)
+        self._control.shutdown()
+        self._writer.shutdown()
+        self._worker.shutdown()
+
+    async def _rebuild_after_death(self) -> None:
+        await self.batches.stop_all(6.0)
+        await super()._rebuild_after_death()
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            if not self.connected:
+                await self._connect()
+                continue
+            now = time.monotonic()
+            if now - self._last_refresh >= REFRESH_S:
+                self._last_refresh = now
+                await self._refresh()
+                if not self.connected:
+                    continue
+            if self.storage.blocking:
+                await self.storage.watch(self._stopping.is_set)
+                continue
+            if self._queue.paused:
+                self.batches.withdraw_waiting()  # the ready batches come back; running ones finish
+            else:
+                await self._fill()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_S)
+
+    async def _connect(self) -> None:
+        try:
+            self._started_ray = await self._control.run(lambda: cluster.connect(self.settings.ray_address)) or (
+                self._started_ray
+            )
+            await self.pool.refresh()
+        except Exception as exc:
+            self._lost(f"cannot reach the Ray cluster at {self.settings.ray_address}: {exc}")
+            await self._sleep(RECONNECT_S)
+            return
+        self.connected, self.cluster_error = True, None
+        log.info("connected to Ray (%s): %d worker slot(s)", self.settings.ray_address, len(self.pool.slots))
+
+    async def _refresh(self) -> None:
+        try:
+            await self.pool.refresh()
+        except Exception as exc:
+            self._lost(f"lost the Ray cluster at {self.settings.ray_address}: {exc}")
+            self.connected = False
+            await self._sleep(RECONNECT_S)
+            return
+        if time.monotonic() - self._last_describe >= 2.0:
+            self._last_describe = time.monotonic()
+            await self.pool.describe_ready()
+
+    def _lost(self, reason: str) -> None:
+        if reason != self.cluster_error:
+            log.error("%s; the queue is kept and work resumes when the cluster answers", reason)
+        self.cluster_error = reason
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when stop() wakes the loop."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    # -- placement ----------------------------------------------------------------------------------------------
+
+    async def _fill(self) -> None:
+        """Give every worker with room a batch: the worker with the least work asks first, preferring the model
+        it last ran; the batch then goes to the best worker for its model (``_place``)."""
+        while not self._stopping.is_set() and not self._queue.paused:
+            roomy = sorted((slot for slot in self.pool.ready() if slot.has_room), key=_load_of)
+            if not roomy:
+                return
+            asker = roomy[0]
+            prefer = asker.models[-1] if asker.models else None
+            batch = self._queue.take_batch(self._max_batch_size, batch_key, prefer_model=prefer)
+            if not batch:
+                return
+            try:
+                params = [_resolved(job) for job in batch]
+            except ValueError as exc:  # a stored row that no longer validates fails with the reason
+                await self._claim_and_fail(batch, str(exc))
+                continue
+            shape = replay.replay_of(batch)
+            if shape is not None:
+                params = replay.padded(params[0], shape)
+            model = params[0].model
+            slot = self._place(model, roomy)
+            if slot is None:
+                refusals = self._refusals(model)
+                if refusals is not None:
+                    await self._claim_and_fail(batch, refusals)
+                    continue
+                await self._untake(batch)  # its model's worker is busy: it waits for it
+                return
+            if not await self._room_on_disk(batch):
+                return
+            claimed = await self._claim(batch)
+            if claimed is None:
+                continue
+            if len(claimed) != len(batch):  # some were cancelled since they were taken
+                batch, params, shape = claimed, [_resolved(job) for job in claimed], None
+            self.last_model = model
+            slot.used(model, self.settings.ray_worker_models)
+            self.batches.launch(slot, RemoteBatch.of(batch, params, shape, slot))
+
+    def _place(self, model: str, roomy: list[WorkerSlot]) -> WorkerSlot | None:
+        usable = [slot for slot in roomy if model not in slot.refused]
+        holding = [slot for slot in usable if model in slot.models]
+        if holding:
+            return min(holding, key=_load_of)
+        empty = [slot for slot in usable if not slot.models]
+        if empty:
+            return min(empty, key=_load_of)
+        busy_holders = [
+            slot for slot in self.pool.ready() if model in slot.models and model not in slot.refused and slot.in_flight
+        ]
+        # A load costs more than waiting for the worker that has the model, unless much of its work is queued.
+        if busy_holders and self._queued_of(model) <= 2 * self._max_batch_size:
+            return None
+        return min(usable, key=lambda slot: (len(slot.in_flight), len(slot.models))) if usable else None
+
+    def _refusals(self, model: str) -> str | None:
+        """Every live worker refused the model (its file differs from the daemon's): the reasons, else None."""
+        live = [slot for slot in self.pool.slots.values() if slot.state in ("ready", "starting", "restarting")]
+        if live and all(model in slot.refused for slot in live):
+            return "; ".join(slot.refused[model] for slot in live)
+        return None
+
+    def _queued_of(self, model: str) -> int:
+        return sum(1 for _, job in self._queue.ordered() if job.params.get("model") == model)
+
+    async def _untake(self, batch: list[QueuedJob]) -> None:
+        self._queue.requeue_front(batch, await self._priority(batch[0].experiment_id))
+
+    async def _room_on_disk(self, batch: list[QueuedJob]) -> bool:
+        needed = batch_bytes(job.params for job in batch)
+        shortage = await self.storage.guard.shortage(needed)
+        if shortage is None:
+            return True
+        await self.storage.put_back_untouched(batch, shortage, needed)
+        return False
+
+    async def _claim(self, batch: list[QueuedJob]) -> list[QueuedJob] | None:
+        """Commit the batch ``running``; the jobs that changed (a job cancelled since it was taken is not run)."""
+        try:
+            marked = set(await self._store.jobs.mark_running([job.job_id for job in batch]))
+        except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is None:
+                raise
+            await self.storage.put_back_untouched(batch, fault)
+            return None
+        claimed = [job for job in batch if job.job_id in marked]
+        return claimed or None
+
+    async def _claim_and_fail(self, batch: list[QueuedJob], error: str) -> None:
+        claimed = await self._claim(batch)
+        if claimed is not None:
+            await self._fail(claimed, error)
+
+    async def expected_sha256(self, model: str) -> str | None:
+        """The daemon's own file's hash of ``model``, if it has the model (its store remembers hashes)."""
+        try:
+            provider = self._providers.for_model(model)
+        except Exception:
+            return None
+        hash_of = getattr(provider, "model_sha256", None)
+        if not callable(hash_of):
+            return None
+        try:
+            value = await self._writer.run(lambda: hash_of(model))
+        except Exception as exc:  # not on this machine: only the workers' own files count
+            log.debug("no daemon-side hash of %s: %s", model, exc)
+            return None
+        return value if isinstance(value, str) else None
+
+
+def _load_of(slot: WorkerSlot) -> tuple[int, str]:
+    return (len(slot.in_flight), slot.key)
