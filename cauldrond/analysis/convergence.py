@@ -203,7 +203,16 @@ def series_fields() -> tuple[str, ...]:
 
 
 def series_key(params: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(params.get(name) for name in series_fields())
+    return tuple(_hashable(params.get(name)) for name in series_fields())
+
+
+def _hashable(value: Any) -> Any:
+    """Lists (a LoRA set) and maps (one LoRA) as tuples, so they can key a series like the scalar fields."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(key), _hashable(item)) for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(item) for item in value)
+    return value
 
 
 def group_series(records: Iterable[Record]) -> tuple[list[list[Record]], list[int]]:

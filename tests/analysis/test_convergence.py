@@ -278,3 +278,18 @@ def test_no_series_gives_an_empty_analysis() -> None:
     analysis = analyze_convergence([record(1, 20), record(2, 20, seed=5)], {})
     assert analysis.series == () and analysis.by_sampler == ()
     assert analysis.unmatched_image_ids == (1, 2)
+
+
+def test_series_group_by_lora_set_though_it_is_a_list() -> None:
+    """A LoRA set is a list of maps: it keys a series like a scalar field (it used to raise 'unhashable')."""
+    style = [{"name": "style", "weight": 0.6}]
+    records = [
+        record(1, 10, loras=style),
+        record(2, 20, loras=[{"weight": 0.6, "name": "style"}]),  # the same set, keys in another order
+        record(3, 10, loras=[{"name": "style", "weight": 1.0}]),
+        record(4, 20, loras=[{"name": "style", "weight": 1.0}]),
+        record(5, 20, loras=[]),
+    ]
+    series, unmatched = group_series(records)
+    assert sorted([r["id"] for r in members] for members in series) == [[1, 2], [3, 4]]
+    assert unmatched == [5]
