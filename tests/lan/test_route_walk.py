@@ -33,7 +33,7 @@ OPEN = {"/manifest.webmanifest", "/healthz", "/pair", "/pair/ca.pem", "/login", 
 # The AUTOMATIC1111-compatible API (cauldrond/a1111/routes.py); the walk covers its catch-all route too.
 A1111_ROUTES = {"/sdapi/v1/txt2img", "/sdapi/v1/options", "/sdapi/v1/progress", "/sdapi/v1/png-info"}
 LOCAL_ONLY = {"devices.list", "devices.revoke", "pairing.create_code", "pairing.create_login"}
-SAMPLES = ["1", "0" * 32, "a", "x.png"]
+SAMPLES = ["1", "0" * 32, "a", "x.png", "256"]  # 256: a thumbnail size that is also an image id
 
 
 def concrete_path(resource: web.AbstractResource) -> str:
