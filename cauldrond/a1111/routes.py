@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from cauldrond.a1111 import PREFIX
 from cauldrond.a1111.catalogue import samplers_to_a1111, schedulers_to_a1111
 from cauldrond.a1111.errors import A1111Error, field_error, not_found
+from cauldrond.a1111.extra_networks import get_embeddings, get_loras, get_sd_vaes
 from cauldrond.a1111.generate import txt2img
 from cauldrond.a1111.options import FIXED_OPTIONS, StoredOptions, save_options
 from cauldrond.a1111.responses import decode_image_field, png_info, preview_png, progress_body
@@ -176,12 +177,8 @@ async def post_png_info(request: web.Request) -> Any:
 
 
 async def empty_list(request: web.Request) -> Any:
-    # LoRAs, VAEs, upscalers, styles: cauldrond has none of these yet; an empty list is the truthful answer.
+    # Upscalers, styles: cauldrond has none of these; an empty list is the truthful answer.
     return []
-
-
-async def get_embeddings(request: web.Request) -> Any:
-    return {"loaded": {}, "skipped": {}}
 
 
 async def get_scripts(request: web.Request) -> Any:
@@ -212,11 +209,11 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "interrupt", interrupt),
     ("POST", "skip", skip),
     ("POST", "png-info", post_png_info),
-    ("GET", "loras", empty_list),
+    ("GET", "loras", get_loras),
     ("GET", "embeddings", get_embeddings),
     ("GET", "upscalers", empty_list),
     ("GET", "latent-upscale-modes", empty_list),
-    ("GET", "sd-vae", empty_list),
+    ("GET", "sd-vae", get_sd_vaes),
     ("GET", "prompt-styles", empty_list),
     ("GET", "scripts", get_scripts),
     ("GET", "memory", get_memory),

@@ -143,3 +143,24 @@ def _sha256_from(path: Path, offset: int) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def tensor_shapes(path: Path) -> dict[str, list[int]]:
+    """Each tensor's shape from a safetensors header, without reading the tensors (empty if unreadable)."""
+    import json
+
+    try:
+        with path.open("rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if not 0 < length <= 100 * 1024 * 1024:
+                return {}
+            header = json.loads(handle.read(length))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(header, dict):
+        return {}
+    return {
+        str(name): [int(size) for size in entry["shape"]]
+        for name, entry in header.items()
+        if name != "__metadata__" and isinstance(entry, dict) and isinstance(entry.get("shape"), list)
+    }
