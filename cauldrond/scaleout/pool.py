@@ -73,6 +73,7 @@ class WorkerSlot:
             "loaded_models": self.info.get("loaded_models", [{"name": name} for name in self.models]),
             "current_batch": self.info.get("current_batch"),
             "batches_in_flight": len(self.in_flight),
+            "loads": self.info.get("loads", 0),  # models this worker's process loaded (a restart starts at 0)
             "images": self.images,
             "images_per_s": round(self.images / self.busy_s, 3) if self.busy_s > 0 else None,
             "deaths": len(self.deaths),

@@ -74,6 +74,13 @@ class RemoteBatches:
     def running_jobs(self) -> list[QueuedJob]:
         return [job for batch in self._batches.values() for job in batch.jobs]
 
+    def holding(self, job_id: int) -> WorkerSlot | None:
+        """The worker a job was sent to, while it is in flight."""
+        for batch in self._batches.values():
+            if any(job.job_id == job_id for job in batch.jobs):
+                return batch.slot
+        return None
+
     def launch(self, slot: WorkerSlot, batch: RemoteBatch) -> None:
         self._batches[batch.batch_id] = batch
         slot.in_flight.append(batch.batch_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -146,12 +147,17 @@ async def healthz(request: web.Request) -> web.Response:
     healthy = all(checks.values())
     # A storage pause is reported but stays 200: the daemon is up and answering, and restarting it (what a
     # supervisor does on non-200) frees no disk space. The reason names no paths: this route is open.
-    details = {
+    details: dict[str, Any] = {
         "paused": services.queue.paused or engine.storage.guard.paused,
         "paused_reason": engine.storage.guard.reason,
         "engine_died": engine.failure is not None,  # the why is in system.info and the log
         "engine_restarts": engine.restarts,
     }
+    scaleout = engine.scaleout_status()
+    if scaleout is not None:
+        # Stays 200 when the Ray cluster is unreachable: the daemon keeps the queue and resumes by itself.
+        workers = [worker for worker in scaleout["workers"] if worker["state"] == "ready"]
+        details["ray"] = {"connected": scaleout["connected"], "workers_ready": len(workers)}
     return web.json_response({"ok": healthy, **checks, **details}, status=200 if healthy else 503)
 
 

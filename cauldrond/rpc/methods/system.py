@@ -45,6 +45,8 @@ async def info(ctx: RpcContext, params: NoParams) -> dict[str, Any]:
         },
         "storage": await storage.status(),
         "engine": {"alive": engine.alive, "failure": engine.failure, "restarts": engine.restarts},
+        # engine = "ray": the cluster (connected, error) and each worker (device, loaded models, batch, images/s)
+        "scaleout": engine.scaleout_status(),
         "recovery": services.recovery,
         "data_dir": str(services.settings.data_dir),
         "uptime_s": round(time.monotonic() - services.started_at, 3),

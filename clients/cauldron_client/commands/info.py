@@ -35,6 +35,27 @@ def status() -> None:
         f"data dir:  {info.get('data_dir', '-')}",
     ]
     click.echo("\n".join(lines))
+    scaleout = info.get("scaleout")
+    if isinstance(scaleout, dict):  # engine = "ray": the cluster and its workers
+        _echo_workers(scaleout)
+
+
+def _echo_workers(scaleout: dict[str, Any]) -> None:
+    cluster = "connected" if scaleout.get("connected") else f"NOT connected ({scaleout.get('error') or '?'})"
+    click.echo(f"ray:       {scaleout.get('address', '?')}, {cluster}")
+    rows = []
+    for worker in scaleout.get("workers") or []:
+        models = ", ".join(str(model.get("name")) for model in worker.get("loaded_models") or []) or "-"
+        state = worker.get("state", "?")
+        if worker.get("reason"):
+            state += f" ({worker['reason']})"
+        speed = worker.get("images_per_s")
+        rows.append(
+            (worker.get("id"), worker.get("host") or worker.get("node"), worker.get("device"), state, models,
+             worker.get("current_batch") or "-", "-" if speed is None else f"{speed:.2f}")
+        )  # fmt: skip
+    if rows:
+        click.echo(table(["worker", "host", "device", "state", "models", "batch", "images/s"], rows))
 
 
 def options_url() -> str:
