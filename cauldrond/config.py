@@ -33,6 +33,9 @@ class Settings:
     device: str = "auto"  # auto | cuda | mps | cpu
     allow_pickle: bool = False  # load .ckpt/.bin pickles only when the owner says so
     max_batch_size: int = 4
+    # Measure the best batch size per model, image size and device on first use (up to max_batch_size) and
+    # remember it; false: every batch takes max_batch_size cells.
+    auto_batch_size: bool = True
     max_cells: int = 10_000
     max_attempts: int = 3  # crash guard: daemon deaths while a job runs alone before it is quarantined (1-3)
     crash_backoff_s: int = 10  # crash guard: a struck suspect waits at least this long into a life (doubling)
@@ -115,6 +118,7 @@ _FIELD_TYPES: dict[str, type] = {
     "device": str,
     "allow_pickle": bool,
     "max_batch_size": int,
+    "auto_batch_size": bool,
     "max_cells": int,
     "max_attempts": int,
     "crash_backoff_s": int,

@@ -101,6 +101,8 @@ class Daemon:
                 providers=providers,
                 images_dir=settings.images_dir,
                 max_batch_size=settings.max_batch_size,
+                # Measured per device; Ray's workers may each hold another GPU, so Ray keeps the fixed size.
+                auto_batch_size=settings.auto_batch_size and settings.engine == "local",
                 on_image=postprocess.submit,
                 database_path=settings.database_path,
                 min_free_disk_mb=settings.min_free_disk_mb,

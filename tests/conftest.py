@@ -44,6 +44,9 @@ def make_settings(data_dir: Path, models_dir: Path, **overrides: object) -> Sett
         "models_dir": models_dir,
         "device": "cpu",
         "max_batch_size": 4,
+        # Fixed batches, so tests that count them see max_batch_size; tests/engine/test_auto_batch_size.py turns
+        # the measurement on.
+        "auto_batch_size": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

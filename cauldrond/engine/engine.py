@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cauldrond.engine import replay
+from cauldrond.engine.batch_sizing import BatchSizer
 from cauldrond.engine.evidence import SoloEvidence, uptime_s
 from cauldrond.engine.previews import PreviewService
 from cauldrond.engine.setback import StorageSetback
@@ -51,6 +52,7 @@ class Engine:
         min_free_disk_mb: int = 0,
         storage_probe_s: float = 2.0,
         previews: PreviewService | None = None,
+        auto_batch_size: bool = False,
     ) -> None:
         self._store = store
         self.previews = previews or PreviewService(events)  # live step previews, made only while wanted
@@ -61,6 +63,10 @@ class Engine:
         self._providers = providers
         self._images_dir = images_dir
         self._max_batch_size = max_batch_size
+        # The size of each batch, measured per model, image size and device when auto (engine/batch_sizing.py).
+        self.batch_sizes = BatchSizer(
+            max_batch_size=max_batch_size, enabled=auto_batch_size, store=store.batch_sizes if auto_batch_size else None
+        )
         self._worker = GpuWorker()
         self._task: asyncio.Task[None] | None = None
         self._stopping = threading.Event()  # read by the worker thread between denoising steps
@@ -78,6 +84,10 @@ class Engine:
 
     async def start(self) -> None:
         await self._worker.run(self._optimize_providers)
+        if self.batch_sizes.enabled:
+            info = await self._worker.run(self._providers.default.hardware_info)
+            self.batch_sizes.device = f"{info.get('device')}:{info.get('device_name')}"
+            await self.batch_sizes.load()
         self._task = asyncio.create_task(self._supervisor.run(), name="cauldron-engine")
         self.ready = True
 
@@ -190,7 +200,9 @@ class Engine:
             await self._queue.wait_for_work()
             if self._stopping.is_set() or self.storage.blocking:
                 continue
-            batch = self._queue.take_batch(self._max_batch_size, batch_key, prefer_model=self.last_model)
+            batch = self._queue.take_batch(
+                lambda job: self.batch_sizes.size_for(job.params), batch_key, prefer_model=self.last_model
+            )
             if not batch:
                 continue
             needed = batch_bytes(job.params for job in batch)
@@ -280,6 +292,16 @@ class Engine:
             self._announce_done(item.job, image_id)
         self._running = []
         await self._announce_finished_experiments(batch)
+        if shape is None:  # an exact re-run keeps another batch's shape: it measures nothing
+            await self._measure_batch_size(len(batch), written)
+
+    async def _measure_batch_size(self, taken: int, written: list[Written]) -> None:
+        try:
+            await self.batch_sizes.observe(taken, [item.image for item in written])
+        except Exception as exc:  # the images are committed; a choice not stored is only measured again
+            if storage_fault(exc) is None:
+                raise
+            log.warning("auto batch size: could not store the measured size: %s", exc)
 
     def _announce_done(self, job: QueuedJob, image_id: int) -> None:
         self._events.publish("job.done", job_id=job.job_id, experiment_id=job.experiment_id, image_id=image_id)

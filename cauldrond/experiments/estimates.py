@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -186,15 +186,19 @@ def batch_overhead(batches: Sequence[RecordedBatch]) -> float:
     return statistics.median(gaps) if gaps else 0.0
 
 
+# A batch's size: fixed, or a function of the batch's first cell (the engine's measured size, batch_sizing.py).
+BatchSize = int | Callable[[Mapping[str, Any]], int]
+
+
 def planned_batches(
-    ordered: Sequence[Mapping[str, Any]], keys: Sequence[Any], max_batch_size: int
+    ordered: Sequence[Mapping[str, Any]], keys: Sequence[Any], max_batch_size: BatchSize
 ) -> list[PlannedBatch]:
     """The batches the queue will form from cells in run order (``keys[i]`` is cell i's batch key): adjacent
-    cells with one key, up to ``max_batch_size``."""
+    cells with one key, up to ``max_batch_size`` (of the batch's first cell, where it is a function)."""
     groups: list[tuple[Mapping[str, Any], int]] = []
     previous: Any = None
     for cell, key in zip(ordered, keys, strict=True):
-        if groups and key == previous and groups[-1][1] < max_batch_size:
+        if groups and key == previous and groups[-1][1] < _size_of(max_batch_size, groups[-1][0]):
             groups[-1] = (groups[-1][0], groups[-1][1] + 1)
         else:
             groups.append((cell, 1))
@@ -209,6 +213,10 @@ def planned_batches(
         )
         for cell, images in groups
     ]
+
+
+def _size_of(size: BatchSize, first: Mapping[str, Any]) -> int:
+    return size(first) if callable(size) else size
 
 
 def mean_load_seconds(providers: Iterable[object]) -> float | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cauldrond.experiments.estimates import (
+    BatchSize,
     PlannedBatch,
     Timing,
     fit_cost_model,
@@ -54,7 +55,9 @@ class PlanCost:
     batches: int
 
 
-def plan_cost(ordered: Sequence[Mapping[str, Any]], max_batch_size: int, loaded_model: str | None = None) -> PlanCost:
+def plan_cost(
+    ordered: Sequence[Mapping[str, Any]], max_batch_size: BatchSize, loaded_model: str | None = None
+) -> PlanCost:
     """Model loads and batches the engine will use for cells run in this order, as the queue batches them:
     adjacent cells with one batch key, up to ``max_batch_size``."""
     batches = planned_batches(ordered, [cell_batch_key(cell) for cell in ordered], max_batch_size)
@@ -74,7 +77,7 @@ def _model_loads(batches: Sequence[PlannedBatch], loaded_model: str | None) -> i
 def estimate_seconds(
     ordered: Sequence[Mapping[str, Any]],
     history: Sequence[Timing],
-    max_batch_size: int,
+    max_batch_size: BatchSize,
     loaded_model: str | None = None,
     load_seconds: float | None = None,
 ) -> tuple[float | None, str]:

@@ -135,12 +135,15 @@ class ExperimentService:
         """What creating this experiment would do: cells, resolved axes, model loads, batches, duration."""
         prepared = await self.prepare(base, axes, cells, vary_seed)
         ordered = in_run_order(prepared.cells, prepared.order)
-        cost = plan_cost(ordered, max_batch_size, loaded_model=self._engine.last_model)
+        # Batches as the engine will take them: its measured size per model and image size where auto sizing
+        # has one (engine/batch_sizing.py), else max_batch_size.
+        batch_size = self._engine.batch_sizes.planned_size
+        cost = plan_cost(ordered, batch_size, loaded_model=self._engine.last_model)
         history = [Timing(*row) for row in await self._store.images.recent_timings(limit=500)]
         seconds, basis = estimate_seconds(
             ordered,
             history,
-            max_batch_size,
+            batch_size,
             loaded_model=self._engine.last_model,
             load_seconds=mean_load_seconds(self._providers.all()),
         )

@@ -181,12 +181,13 @@ class JobQueue:
 
     def take_batch(
         self,
-        max_size: int,
+        max_size: int | Callable[[QueuedJob], int],
         batch_key: Callable[[QueuedJob], Hashable] | None = None,
         prefer_model: str | None = None,
     ) -> list[QueuedJob]:
         """Pop the next job and, when ``batch_key`` is given, the jobs right behind it in the same experiment
-        that share its key, up to ``max_size`` in all. Only adjacent jobs join, so taking a batch is O(batch); the
+        that share its key, up to ``max_size`` in all (a function of the first job: the engine's measured size,
+        engine/batch_sizing.py). Only adjacent jobs join, so taking a batch is O(batch); the
         planner orders an experiment's cells so that batchable ones are adjacent. A suspect runs alone and joins
         no batch. Empty when paused or idle."""
         if self._paused:
@@ -200,6 +201,8 @@ class JobQueue:
         lane = self._choose_lane(rotation, prefer_model)
         experiment_id = lane.experiment_id
         batch = [lane.jobs.popleft()]
+        if callable(max_size):
+            max_size = max_size(batch[0])
         if batch_key is not None and max_size > 1 and not batch[0].suspect:
             key = batch_key(batch[0])
             while lane.jobs and len(batch) < max_size and not lane.jobs[0].suspect and batch_key(lane.jobs[0]) == key:

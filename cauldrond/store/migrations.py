@@ -233,6 +233,18 @@ async def _model_hashes(db: aiosqlite.Connection) -> None:
     )
 
 
+async def _batch_sizes(db: aiosqlite.Connection) -> None:
+    # The batch size the engine measured as best per (model, image size, device) (engine/batch_sizing.py), so a
+    # restart does not probe again. ``probed_up_to`` is the max_batch_size it was measured under: a higher bound
+    # set later calls for a new probe only where the old bound was the one that stopped it.
+    await _run(
+        db,
+        "CREATE TABLE batch_sizes (model TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, "
+        "device TEXT NOT NULL, batch_size INTEGER NOT NULL CHECK (batch_size >= 1), images_per_s REAL NOT NULL, "
+        "probed_up_to INTEGER NOT NULL, measured_at TEXT NOT NULL, PRIMARY KEY (model, width, height, device))",
+    )
+
+
 # Append only. The name is the identity recorded in the database.
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_experiments_and_jobs", _experiments_and_jobs),
@@ -246,6 +258,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0009_gallery", _gallery),
     ("0010_image_ids_never_reused", _image_ids_never_reused),
     ("0011_model_hashes", _model_hashes),
+    ("0012_batch_sizes", _batch_sizes),
 )
 
 

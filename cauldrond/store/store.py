@@ -3,8 +3,9 @@
 ``Store`` is the object the daemon passes around: one ``Database`` (connection, lock, transactions) shared by a
 repository per concept — ``store.experiments``, ``store.jobs``, ``store.images``, ``store.annotations``,
 ``store.plugin_runs``, ``store.tokens``, ``store.prompts`` (prompt history), ``store.trash`` (deleting and
-restoring images), ``store.model_hashes`` (model files' sha256 by path, size and mtime). Every repository
-method returns only after its COMMIT.
+restoring images), ``store.model_hashes`` (model files' sha256 by path, size and mtime), ``store.batch_sizes``
+(the measured best batch size per model, image size and device). Every repository method returns only after
+its COMMIT.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cauldrond.store.annotations import AnnotationRepository
+from cauldrond.store.batch_sizes import BatchSizeRepository
 from cauldrond.store.database import Database
 from cauldrond.store.experiments import ExperimentRepository
 from cauldrond.store.images import ImageRepository
@@ -35,6 +37,7 @@ class Store:
         self.prompts = PromptRepository(database)
         self.trash = TrashRepository(database, self.images)
         self.model_hashes = ModelHashRepository(database)
+        self.batch_sizes = BatchSizeRepository(database)
 
     @classmethod
     async def open(cls, path: Path) -> Store:
