@@ -123,16 +123,19 @@ RULES: dict[str, FieldRule] = {
 }
 assert set(RULES) == set(TXT2IMG_DEFAULTS), set(RULES) ^ set(TXT2IMG_DEFAULTS)
 
-# override_settings keys: these two are applied to the request; sd_vae only where it asks for the model's own.
+# override_settings keys applied to the request: a checkpoint, CLIP skip, and a VAE by its file name in
+# <models_dir>/vae/ ("Automatic", "None" or empty: the model's own).
 OVERRIDE_MODEL = "sd_model_checkpoint"
 OVERRIDE_CLIP_SKIP = "CLIP_stop_at_last_layers"
+OVERRIDE_VAE = "sd_vae"
 OWN_VAE = ("Automatic", "None", "")
 # Our error fields → the A1111 request field a client wrote (params.py declares each field's).
 SPEC_FIELDS = {name: a1111 for name, a1111 in a1111_api_fields() if a1111 != name}
 assert SPEC_FIELDS["model"] == f"override_settings.{OVERRIDE_MODEL}"
 assert SPEC_FIELDS["clip_skip"] == f"override_settings.{OVERRIDE_CLIP_SKIP}"
+assert SPEC_FIELDS["vae"] == f"override_settings.{OVERRIDE_VAE}"
 # Params that plan_txt2img decides itself; every other one is the request field params.py names, as sent.
-DECIDED_HERE = frozenset({"sampler", "schedule", "seed", "model", "clip_skip"})
+DECIDED_HERE = frozenset({"sampler", "schedule", "seed", "model", "clip_skip", "vae"})
 
 
 @dataclass(frozen=True)
@@ -161,9 +164,7 @@ def check_fields(body: Mapping[str, Any], current_options: Mapping[str, Any]) ->
     if not isinstance(overrides, dict):
         raise field_error("override_settings", "must be an object of option names and values")
     for key, value in overrides.items():
-        if key in (OVERRIDE_MODEL, OVERRIDE_CLIP_SKIP):
-            continue
-        if key == "sd_vae" and (value is None or value in OWN_VAE):
+        if key in (OVERRIDE_MODEL, OVERRIDE_CLIP_SKIP, OVERRIDE_VAE):
             continue
         if _empty(value):
             continue  # None, "", [] and {} set nothing
@@ -209,6 +210,11 @@ def plan_txt2img(
         # A1111 clamps CLIP skip to at least 1 (0 and 1 both mean "the last layer").
         clip_skip=max(1, int(request_clip_skip)),
     )
+    vae = overrides.get(OVERRIDE_VAE)
+    if vae is not None and not isinstance(vae, str):
+        raise field_error(f"override_settings.{OVERRIDE_VAE}", "must be a VAE file name, Automatic or None")
+    if vae is not None and vae not in OWN_VAE:
+        base["vae"] = vae  # checked against <models_dir>/vae/ when the experiment is created
     seeds = request_seeds(fields.seed, count)
     spec_base, axes = a1111_spec(base=base, seeds=seeds)
     return Txt2ImgPlan(fields, spec_base, axes, seeds, model_wanted or None, script)

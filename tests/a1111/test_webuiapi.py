@@ -22,6 +22,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from tests.a1111.conftest import DaemonThread, a1111_experiments, poll, start_daemon
 from tests.a1111.helpers import FAST, decode_png, infotext_fields
+from tests.providers import extra_files
 
 DEADLINE_S = 120.0
 
@@ -32,6 +33,9 @@ def two_models(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Pa
     folder = tmp_path_factory.mktemp("two-models")
     shutil.copytree(models_dir / "tiny-sd", folder / "tiny-sd")
     shutil.copytree(models_dir / "tiny-sd", folder / "tiny-alt")
+    pipeline = extra_files.load_tiny(folder / "tiny-sd")
+    extra_files.write_vae(pipeline, folder / "vae" / "other.safetensors")
+    extra_files.write_lora(pipeline, folder / "loras" / "detail.safetensors")
     return folder
 
 
@@ -234,3 +238,23 @@ def test_png_info_reads_a1111s_own_infotext(daemon: DaemonThread) -> None:
     assert parameters["Prompt"] == "masterpiece, a castle" and parameters["Negative prompt"] == "blurry"
     assert parameters["Schedule type"] == "Karras" and parameters["Lora hashes"] == "a: 1, b: 2"
     assert (parameters["Size-1"], parameters["Size-2"]) == ("512", "768") and parameters["Clip skip"] == "1"
+
+
+def test_a_vae_through_override_settings_and_a_lora_through_the_prompt(daemon: DaemonThread) -> None:
+    api = client(daemon)
+    assert [vae["model_name"] for vae in api.get_sd_vae()] == ["other.safetensors"]
+    result = api.txt2img(
+        prompt="a cat <lora:detail:0.5>", seed=3, override_settings={"sd_vae": "other.safetensors"}, **FAST
+    )
+    jobs = daemon.rpc("experiments.get", experiment_id=result.info["cauldron"]["experiment_id"])["jobs"]
+    params = jobs[0]["params"]
+    assert params["vae"] == "other.safetensors"
+    assert params["loras"] == [{"name": "detail", "weight": 0.5}] and params["prompt"] == "a cat"
+    assert infotext_fields(result.info["infotexts"][0])["VAE"] == "other.safetensors"
+    refused = requests.post(
+        f"{daemon.api}/txt2img",
+        json={"prompt": "x", **FAST, "override_settings": {"sd_vae": "absent.safetensors"}},
+        auth=("u", daemon.token),
+        timeout=DEADLINE_S,
+    )
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "override_settings", "sd_vae"]
