@@ -89,6 +89,9 @@ RULES: dict[str, FieldRule] = {
     "s_churn": FieldRule("refused", "sampler noise settings are not supported", _equals(0)),
     "s_noise": FieldRule("refused", "sampler noise settings are not supported", _equals(1)),
     "s_min_uncond": FieldRule("refused", "skipping the negative prompt at low sigma is not supported", _equals(0)),
+    "disable_extra_networks": FieldRule(
+        "refused", "keeping <lora:...> tags as plain text is not supported; remove them from the prompt"
+    ),
     # A1111 reads these only when a refused feature above is on: without it they are no-ops there too.
     "subseed": FieldRule("ignored", "used only with subseed_strength > 0"),
     "s_tmin": FieldRule("ignored", "used only with s_churn > 0"),
@@ -117,7 +120,6 @@ RULES: dict[str, FieldRule] = {
     ),
     "do_not_save_samples": FieldRule("ignored", "every image is kept in the store: the queue is durable"),
     "do_not_save_grid": FieldRule("ignored", "no grid is saved for a plain request"),
-    "disable_extra_networks": FieldRule("ignored", "there are no extra networks to disable"),
     "comments": FieldRule("ignored", "comments are not written into infotext"),
     "force_task_id": FieldRule("ignored", "progress reports on the running request, not by task id"),
 }

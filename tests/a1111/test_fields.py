@@ -34,6 +34,7 @@ ACTIVE = {
     "s_churn": 0.5,
     "s_noise": 0.9,
     "s_min_uncond": 0.2,
+    "disable_extra_networks": True,
 }
 # Values far from the defaults, per ignored field: A1111 ignores them too without the feature they belong to.
 IGNORED_VALUES = {
@@ -57,7 +58,6 @@ IGNORED_VALUES = {
     "override_settings_restore_afterwards": False,
     "do_not_save_samples": True,
     "do_not_save_grid": True,
-    "disable_extra_networks": True,
     "comments": {"note": "hello"},
     "force_task_id": "task(abc)",
 }
@@ -103,6 +103,7 @@ def test_refused_fields_in_their_off_state_are_accepted_and_ignored_fields_chang
     off = {"enable_hr": False, "restore_faces": False, "tiling": False, "subseed_strength": 0, "styles": []}
     off |= {"seed_resize_from_h": -1, "seed_resize_from_w": 0, "refiner_checkpoint": "None", "alwayson_scripts": {}}
     off |= {"s_churn": 0, "s_noise": 1, "s_min_uncond": 0, "infotext": None, "firstpass_image": None}
+    off |= {"disable_extra_networks": False}
     plain = post(a1111, {"prompt": "same", "seed": 31, **FAST})
     busy = post(a1111, {"prompt": "same", "seed": 31, **FAST, **off, **IGNORED_VALUES})
     assert plain.status_code == busy.status_code == 200, busy.text
