@@ -166,3 +166,23 @@ async def test_a_pickle_posing_as_a_lora_fails_its_job_and_the_daemon_runs_on(ex
     good = await extras_client.call("experiments.create", base={**FAST, "seed": 3})
     (ok,) = (await finished(extras_client, good["experiment"]["id"], timeout=300))["jobs"]
     assert ok["status"] == "done" and ok["image_id"] is not None
+
+
+A1111_WITH_LORA = (
+    "a lighthouse at dusk, <lora:{name}:0.7>\n"
+    "Steps: 2, Sampler: Euler, CFG scale: 6, Seed: 11, Size: 64x64, Model: tiny-sd, "
+    'Lora hashes: "{name}: 0123456789ab", Version: v1.10.1'
+)
+
+
+async def test_an_a1111_infotext_with_a_lora_tag_imports_as_that_lora(extras_client: Client) -> None:
+    text = A1111_WITH_LORA.format(name="detail").encode()
+    queued = await extras_client.call("imports.run", content=text, filename="pasted.txt", format="a1111", queue=True)
+    (job,) = (await finished(extras_client, queued["experiment"]["id"], timeout=300))["jobs"]
+    assert job["status"] == "done"
+    assert job["params"]["loras"] == [{"name": "detail", "weight": 0.7}]
+    assert job["params"]["prompt"] == "a lighthouse at dusk,"
+
+    missing = A1111_WITH_LORA.format(name="add_detail").encode()
+    dry = await extras_client.call("imports.run", content=missing, filename="pasted.txt", format="a1111")
+    assert any("add_detail" in problem for problem in dry["problems"])
