@@ -80,6 +80,9 @@ def build_graph(params: GenerationParams, filename_prefix: str = "cauldron") -> 
     if params.eta:
         # The KSampler has no eta; only our DDIM uses it, and ComfyUI's ddim is the deterministic (eta 0) one.
         raise ValueError(f"eta {params.eta:g} has no ComfyUI equivalent (KSampler has no eta); set eta to 0")
+    if params.loras or params.vae:
+        # Refused rather than dropped: a workflow without them would make another image.
+        raise ValueError("LoRAs and VAE overrides are not written into ComfyUI workflows yet")
     sampler_name, scheduler = to_comfy_sampler(params.sampler, params.schedule)
     clip_source = (4, 1)
     nodes = [

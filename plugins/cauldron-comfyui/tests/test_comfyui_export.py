@@ -136,6 +136,12 @@ def test_eta_is_refused_not_dropped() -> None:
         workflow_for(params(sampler="DDIM", schedule="Automatic", eta=0.3))
 
 
+@pytest.mark.parametrize("changes", [{"loras": [{"name": "detail", "weight": 0.6}]}, {"vae": "other.safetensors"}])
+def test_loras_and_vae_are_refused_not_dropped(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="LoRAs and VAE overrides are not written into ComfyUI workflows"):
+        workflow_for(params(**changes))
+
+
 def test_random_seed_takes_the_image_seed() -> None:
     _, prompt = workflow_for(params(seed=-1), seed=77)
     assert by_type(prompt, "KSampler")[0]["inputs"]["seed"] == 77
