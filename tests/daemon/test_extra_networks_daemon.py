@@ -186,3 +186,32 @@ async def test_an_a1111_infotext_with_a_lora_tag_imports_as_that_lora(extras_cli
     missing = A1111_WITH_LORA.format(name="add_detail").encode()
     dry = await extras_client.call("imports.run", content=missing, filename="pasted.txt", format="a1111")
     assert any("add_detail" in problem for problem in dry["problems"])
+
+
+async def test_cauldronctl_sweeps_lora_weights_and_names_an_unknown_lora(
+    extras_daemon: Daemon, extras_client: Client
+) -> None:
+    from cauldron_client.cli import cli
+    from click.testing import CliRunner
+
+    def ctl(*args: str) -> Any:
+        argv = ["--url", url_of(extras_daemon), "--token", token_of(extras_daemon), *args]
+        return CliRunner().invoke(cli, argv, catch_exceptions=False)
+
+    common = ["--size", "64x64", "--steps", "2", "--sampler", "Euler", "--seed", "1,2"]
+    plan = await asyncio.to_thread(
+        ctl,
+        "--json",
+        "sweep",
+        "--prompt",
+        "a fox <lora:detail:1>",
+        *common,
+        "--axis",
+        "lora_weight=0-1 [3]",
+        "--dry-run",
+    )
+    assert plan.exit_code == 0, plan.output
+    assert (json.loads(plan.stdout)["cells"], json.loads(plan.stdout)["batches"]) == (6, 3)
+    refused = await asyncio.to_thread(ctl, "generate", "a fox <lora:nope:0.5>", "--size", "64x64")
+    assert refused.exit_code == 2 and "nope" in refused.stderr and "Traceback" not in refused.output
+    assert (await extras_client.call("experiments.list"))["experiments"] == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,15 +118,14 @@ def file_hash(path: Path) -> str:
     return _cached(path, "file", lambda: _sha256_from(path, 0))
 
 
-def _cached(path: Path, kind: str, compute: object) -> str:
+def _cached(path: Path, kind: str, compute: Callable[[], str]) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, kind)
     with _hash_lock:
         found = _hashes.get(key)
     if found is not None:
         return found
-    assert callable(compute)
-    value = str(compute())
+    value = compute()
     with _hash_lock:
         _hashes[key] = value
     return value
