@@ -169,6 +169,9 @@ def a1111_parameters(params: Mapping[str, Any], info: Mapping[str, Any]) -> str:
                 fields.append((entry.label, _quoted(str(info[marker.infotext_info]))))
             continue
         fields.append((entry.label, _infotext_value(entry, params, info)))
+    if info.get("ti_hashes"):
+        # Embeddings are words of the prompt, not a param: the provider names those a prompt used, as A1111 does.
+        fields.append(("TI hashes", _quoted(str(info["ti_hashes"]))))
     fields.append(("Version", f"cauldron-{cauldrond.__version__}"))
     lines.append(", ".join(f"{key}: {value}" for key, value in fields))
     return "\n".join(lines)
