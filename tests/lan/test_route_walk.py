@@ -79,8 +79,8 @@ async def test_every_route_refuses_without_credentials_on_both_listeners(lan_dae
                 assert reply.status == 401 or path in OPEN, (method, path, reply.status)
                 if path.startswith("/sdapi/"):
                     # A1111 clients send HTTP Basic (any user, the token as password): a wrong one is refused too.
-                    wrong = aiohttp.BasicAuth("user", "not-a-token")
-                    reply = await session.request(method, base + path, auth=wrong, ssl=ssl, allow_redirects=False)
+                    wrong = {"Authorization": aiohttp.encode_basic_auth("user", "not-a-token")}
+                    reply = await session.request(method, base + path, headers=wrong, ssl=ssl, allow_redirects=False)
                     assert reply.status == 401, (method, path, reply.status)
     assert opened == OPEN
 
