@@ -94,9 +94,16 @@ def rpc(daemon: DaemonProcess, method: str, params: dict[str, Any] | None = None
         return pool.submit(asyncio.run, call()).result(timeout=120)
 
 
-def pair_context(browser: Any, daemon: DaemonProcess, device: str, name: str | None = None) -> Any:
-    """A browser context (phone or tablet) paired with ``daemon`` through POST /pair, as the pair screen does."""
-    context = browser.new_context(**DEVICES[device], base_url=daemon.url)
+def pair_context(
+    browser: Any, daemon: DaemonProcess, device: str, name: str | None = None, service_workers: str = "block"
+) -> Any:
+    """A browser context (phone or tablet) paired with ``daemon`` through POST /pair, as the pair screen does.
+
+    The service worker is blocked unless a test asks for it (the offline and install tests do): installing it
+    downloads the whole shell again in every context, which costs this 2-core machine more than the screens
+    under test. The app runs the same without it (registration failing is handled: an old browser has none).
+    """
+    context = browser.new_context(**DEVICES[device], base_url=daemon.url, service_workers=service_workers)
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     code = rpc(daemon, "pairing.create_code")["code"]
     reply = context.request.post(

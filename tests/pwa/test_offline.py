@@ -32,7 +32,7 @@ def wait_finished(daemon: DaemonProcess, experiment_id: int) -> dict[str, Any]:
 
 
 def test_the_shell_opens_without_the_daemon_and_the_app_resynchronises(browser: Any, app_daemon: DaemonProcess) -> None:
-    context = pair_context(browser, app_daemon, "phone")
+    context = pair_context(browser, app_daemon, "phone", service_workers="allow")
     page, problems = open_page(context, "/experiments")
     page.get_by_role("navigation", name="Screens").wait_for()
     assert "/sw.js?v=" in controlled_by_service_worker(page)
@@ -72,7 +72,7 @@ def test_the_shell_opens_without_the_daemon_and_the_app_resynchronises(browser: 
 def test_an_ended_experiment_notifies_and_its_viewed_thumbnail_is_cached(
     browser: Any, app_daemon: DaemonProcess
 ) -> None:
-    allowed = pair_context(browser, app_daemon, "phone", name="notified phone")
+    allowed = pair_context(browser, app_daemon, "phone", name="notified phone", service_workers="allow")
     allowed.grant_permissions(["notifications"], origin=app_daemon.url)
     allowed_page, allowed_problems = open_page(allowed, "/")
     allowed_page.get_by_role("navigation", name="Screens").wait_for()
