@@ -21,6 +21,8 @@ from cauldrond.config import Settings
 from cauldrond.web.auth import Authenticator, Credential
 
 MAX_HEADER_CHARS = 1024  # a token is 43 characters; a longer header is not ours
+# Who called: the routes redact the daemon's paths for a paired device, as the RPC does (rpc/redaction.py).
+A1111_CREDENTIAL: web.RequestKey[Credential] = web.RequestKey("a1111_credential", Credential)
 
 
 def presented_token(request: web.BaseRequest) -> str | None:
@@ -77,4 +79,5 @@ async def a1111_guard(
     if not enabled_for(request, settings):
         where = "everywhere (a1111_api = off)" if settings.a1111_api == "off" else "on the LAN (a1111_api_lan)"
         return A1111Error(404, f"the A1111-compatible API is off {where}; see docs/a1111-api.md").response()
+    request[A1111_CREDENTIAL] = credential
     return await handler(request)

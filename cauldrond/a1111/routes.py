@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from cauldrond.a1111 import PREFIX
+from cauldrond.a1111.auth import A1111_CREDENTIAL
 from cauldrond.a1111.catalogue import samplers_to_a1111, schedulers_to_a1111
 from cauldrond.a1111.errors import A1111Error, field_error, not_found
 from cauldrond.a1111.extra_networks import get_embeddings, get_loras, get_sd_vaes
@@ -25,6 +26,7 @@ from cauldrond.a1111.state import A1111_STATE, A1111State, state_of
 from cauldrond.a1111.system import cmd_flags, memory
 from cauldrond.a1111.translate import OVERRIDE_CLIP_SKIP, OVERRIDE_MODEL, XYZ_SCRIPT
 from cauldrond.a1111.upload import IMAGE_LIMIT, JSON_LIMIT, read_json
+from cauldrond.rpc.redaction import PathRedactor
 from cauldrond.services import Services
 
 log = logging.getLogger(__name__)
@@ -35,22 +37,52 @@ PREVIEW_INTEREST_S = 10.0
 
 
 def answers(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """JSON out, A1111Error as A1111's error body, anything unexpected as its 500."""
+    """JSON out, A1111Error as A1111's error body, anything unexpected as its 500; the daemon's paths redacted
+    for a paired device."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             result = await handler(request)
         except A1111Error as exc:
-            return exc.response()
+            return _redacted(request, exc.response())
         except Exception as exc:
             log.exception("A1111 API: %s %s failed", request.method, request.path)
             return A1111Error(500, "internal error (see the daemon log)", error=type(exc).__name__).response()
         if isinstance(result, web.StreamResponse):
             return result
-        return web.json_response(result)
+        return web.json_response(_redact(request, result))
 
     return wrapped
+
+
+# Big base64 payloads hold no paths; they are not searched.
+IMAGE_KEYS = frozenset({"images", "current_image"})
+
+
+def _redactor(request: web.Request) -> PathRedactor | None:
+    credential = request.get(A1111_CREDENTIAL)
+    if credential is not None and credential.is_local:
+        return None
+    settings = state_of(request).services.settings
+    return PathRedactor({str(settings.data_dir): "<data_dir>", str(settings.resolved_models_dir): "<models_dir>"})
+
+
+def _redact(request: web.Request, result: Any) -> Any:
+    redactor = _redactor(request)
+    if redactor is None:
+        return result
+    if isinstance(result, dict):
+        return {key: value if key in IMAGE_KEYS else redactor(value) for key, value in result.items()}
+    return redactor(result)
+
+
+def _redacted(request: web.Request, response: web.Response) -> web.Response:
+    redactor = _redactor(request)
+    if redactor is None or response.text is None:
+        return response
+    response.text = redactor.text(response.text)
+    return response
 
 
 async def get_sd_models(request: web.Request) -> Any:

@@ -70,6 +70,16 @@ async def test_basic_bearer_and_device_tokens_on_loopback_never_the_cookie(lan_c
             assert (await status(session, base, **refused))[0] == 401, refused
         device, device_id = await pair_device(lan_closed, session)
         assert (await status(session, base, headers=basic("bot", device)))[0] == 200
+        # A device sees no absolute path of the daemon's (as over RPC); the owner sees them as they are.
+        models_dir = str(lan_closed.settings.resolved_models_dir)
+        for path in ("sd-models", "cmd-flags"):
+            url = url_of(lan_closed) + "/sdapi/v1/" + path
+            async with session.get(url, headers=basic("bot", device)) as reply:
+                text = await reply.text()
+                assert reply.status == 200 and "<models_dir>" in text
+                assert models_dir not in text and str(lan_closed.settings.data_dir) not in text
+            async with session.get(url, headers=basic("me", token)) as reply:
+                assert models_dir in await reply.text()
         await local_call(lan_closed, "devices.revoke", token_id=device_id)
         assert (await status(session, base, headers=basic("bot", device)))[0] == 401
 
