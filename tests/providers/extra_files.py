@@ -101,3 +101,27 @@ def write_garbled(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes((64).to_bytes(8, "little") + json.dumps({"x": 1}).encode() + b"junk")
     return path
+
+
+def write_text_encoder_lora(model_dir: Path, path: Path, *, seed: int = 4, rank: int = 4) -> Path:
+    """A random LoRA on the text encoder's attention only (kohya trains one by default): it changes what prompts
+    encode to. Made with peft directly on a fresh copy of the model."""
+    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
+
+    pipeline = load_tiny(model_dir)
+    torch.manual_seed(seed)
+    encoder = pipeline.text_encoder
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]
+    )
+    inject_adapter_in_model(config, encoder, adapter_name="made")
+    with torch.no_grad():
+        for name, parameter in encoder.named_parameters():
+            if "lora_" in name:
+                parameter.normal_(0.0, 0.5)
+    layers = get_peft_model_state_dict(encoder, adapter_name="made")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    type(pipeline).save_lora_weights(
+        str(path.parent), text_encoder_lora_layers=layers, weight_name=path.name, safe_serialization=True
+    )
+    return path

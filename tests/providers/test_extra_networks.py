@@ -186,3 +186,12 @@ def test_a_safetensors_header_of_128_bytes_is_not_mistaken_for_a_pickle(tmp_path
 
     assert load_file(str(path))["x"].item() == 1.0  # the real library reads it
     assert detect_format(path) == SAFETENSORS
+
+
+def test_a_text_encoder_lora_is_not_served_stale_prompt_encodings(sd: Family, models_dir: Path) -> None:
+    # The prompt cache keys encodings by the LoRA set: with a text-encoder LoRA the same prompt encodes otherwise.
+    extra_files.write_text_encoder_lora(models_dir / "tiny-sd", sd.models_dir / "loras" / "te-only.safetensors")
+    plain = sd.image()  # its encoding is now cached
+    with_lora = sd.image(loras=[{"name": "te-only", "weight": 1.0}])
+    assert _diff(plain, with_lora) > 20
+    assert _diff(plain, sd.image()) == 0
