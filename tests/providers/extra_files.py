@@ -125,3 +125,29 @@ def write_text_encoder_lora(model_dir: Path, path: Path, *, seed: int = 4, rank:
         str(path.parent), text_encoder_lora_layers=layers, weight_name=path.name, safe_serialization=True
     )
     return path
+
+
+def write_vae_layouts(model_dir: Path, vae_dir: Path, *, seed: int = 6) -> tuple[str, str, str]:
+    """One random VAE of the model's VAE config written three ways: a diffusers-layout file, a diffusers folder, and
+    an LDM-layout file cut from a whole LDM checkpoint (``first_stage_model.*``, as A1111 VAEs are made), converted
+    by the project's own single-file exporter. Returns their VAE names."""
+    import shutil
+    import tempfile
+
+    from diffusers import AutoencoderKL
+
+    from cauldrond.models.single_file import convert_to_ldm
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL.from_config(AutoencoderKL.load_config(str(model_dir / "vae")))
+    vae_dir.mkdir(parents=True, exist_ok=True)
+    save_file({key: value.contiguous() for key, value in vae.state_dict().items()}, str(vae_dir / "same.safetensors"))
+    vae.save_pretrained(str(vae_dir / "same-folder"), safe_serialization=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "model"
+        shutil.copytree(model_dir, copy)
+        shutil.rmtree(copy / "vae")
+        vae.save_pretrained(str(copy / "vae"), safe_serialization=True)
+        ldm = {key: value for key, value in convert_to_ldm(copy).items() if key.startswith("first_stage_model.")}
+    save_file({key: value.contiguous() for key, value in ldm.items()}, str(vae_dir / "same-ldm.safetensors"))
+    return "same.safetensors", "same-folder", "same-ldm.safetensors"

@@ -195,3 +195,11 @@ def test_a_text_encoder_lora_is_not_served_stale_prompt_encodings(sd: Family, mo
     with_lora = sd.image(loras=[{"name": "te-only", "weight": 1.0}])
     assert _diff(plain, with_lora) > 20
     assert _diff(plain, sd.image()) == 0
+
+
+def test_one_vae_as_a_diffusers_file_a_folder_and_an_ldm_file_makes_one_image(family: Family) -> None:
+    names = extra_files.write_vae_layouts(family.models_dir / family.model, family.models_dir / "vae")
+    plain = family.image()
+    images = [family.image(vae=name) for name in names]
+    assert _diff(plain, images[0]) > 20
+    assert _diff(images[0], images[1]) == 0 and _diff(images[0], images[2]) == 0
