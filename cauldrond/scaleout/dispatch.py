@@ -33,6 +33,7 @@ T = TypeVar("T")
 TICK_S = 0.2  # the loop looks at the queue and the workers at least this often
 REFRESH_S = 1.0  # how often the cluster's nodes are listed (joins and departures)
 RECONNECT_S = 5.0  # between attempts to reach a cluster that cannot be reached
+NOT_CONNECTED = "not connected yet"
 
 
 class RayEngine(Engine):
@@ -45,7 +46,7 @@ class RayEngine(Engine):
         self.pool = WorkerPool(settings, self._control.run, self._wake.set)
         self.batches = RemoteBatches(self)
         self.connected = False
-        self.cluster_error: str | None = "not connected yet"
+        self.cluster_error: str | None = NOT_CONNECTED
         self._started_ray = False
         self._last_refresh = 0.0
         self._last_describe = 0.0
@@ -141,6 +142,9 @@ class RayEngine(Engine):
                 await asyncio.wait_for(self._wake.wait(), TICK_S)
 
     async def _connect(self) -> None:
+        if self.cluster_error == NOT_CONNECTED:
+            # ray.init may wait minutes for an address that does not answer; until it returns, this is the status.
+            self.cluster_error = f"connecting to the Ray cluster at {self.settings.ray_address}"
         try:
             self._started_ray = await self._control.run(lambda: cluster.connect(self.settings.ray_address)) or (
                 self._started_ray

@@ -12,7 +12,9 @@ Runs on the event loop; the few Ray calls that block go through the dispatcher's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ DEATH_WINDOW_S = 600.0
 RAY_RESTARTS = 2  # Ray restarts a dead worker process this many times before the pool makes a new actor
 START_TIMEOUT_S = 300.0  # a worker's first answer (imports torch and diffusers; a cold node is slow)
 IN_FLIGHT = 2  # batches sent to a worker: one running, one ready behind it
+NODES_TIMEOUT_S = 10.0  # a node listing slower than this means the cluster is not answering
 
 
 @dataclass
@@ -88,6 +91,7 @@ class WorkerPool:
         self._wake = wake
         self.slots: dict[tuple[str, int], WorkerSlot] = {}
         self._probes: set[asyncio.Task[None]] = set()
+        self._listing: asyncio.Future[list[cluster.Node]] | None = None  # a node listing still waiting for Ray
 
     def ready(self) -> list[WorkerSlot]:
         return [slot for slot in self.slots.values() if slot.state == "ready"]
@@ -96,8 +100,11 @@ class WorkerPool:
         return [slot.status() for slot in sorted(self.slots.values(), key=lambda slot: slot.key)]
 
     async def refresh(self) -> None:
-        """Match the slots to the live nodes; raises when the cluster cannot be reached."""
-        nodes = await self._blocking(cluster.alive_nodes)
+        """Match the slots to the live nodes; raises when the cluster cannot be reached (or does not answer
+        within NODES_TIMEOUT_S: a head that is gone can make Ray's call wait far longer)."""
+        if self._listing is None or self._listing.done():
+            self._listing = asyncio.ensure_future(_on_own_thread(cluster.alive_nodes))
+        nodes = await asyncio.wait_for(asyncio.shield(self._listing), NODES_TIMEOUT_S)
         live = {node.node_id: node for node in nodes}
         for (node_id, _index), slot in list(self.slots.items()):
             if node_id not in live and slot.state != "gone":
@@ -206,6 +213,32 @@ class WorkerPool:
         except Exception as exc:  # already gone, or the cluster is
             log.debug("could not kill Ray worker %s: %s", slot.key, exc)
         slot.handle = None
+
+
+async def _on_own_thread(fn: Callable[[], T]) -> T:
+    """``fn`` on a daemon thread of its own: one that never returns (Ray waiting on a lost head) holds up
+    nothing else, and dies with the process."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:  # handed to the awaiting coroutine
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: the daemon is exiting
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="cauldron-ray-nodes", daemon=True).start()
+    return await future
 
 
 async def _awaitable(ref: Any) -> Any:

@@ -109,7 +109,7 @@ class CauldronWorker:
     def describe(self) -> dict[str, Any]:
         with self._state:
             providers = list(self._providers.items())
-            current = self.current
+            current, loads = self.current, self.loads
         return {
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -117,7 +117,7 @@ class CauldronWorker:
             "models_dir": str(self.models_dir),
             "loaded_models": [{"name": name, "sha256": self._hashes.get(name)} for name, _provider in providers],
             "current_batch": current,
-            "loads": self.loads,
+            "loads": loads,
             "images": self.images,
             "busy_s": round(self.busy_s, 3),
         }
@@ -214,18 +214,18 @@ class CauldronWorker:
             provider = self._providers.get(model)
             if provider is not None:
                 self._providers.move_to_end(model)
-        if provider is None:
-            provider = DiffusersProvider(self._settings)
-            provider.optimize_for_hardware()
-            with self._state:
-                self._providers[model] = provider
-                while len(self._providers) > self._max_models:
-                    self._providers.popitem(last=False)
-            gc.collect()  # the evicted pipeline's memory before the new one loads
-        before = provider.load_count
+                return provider
+            while len(self._providers) >= self._max_models:
+                self._providers.popitem(last=False)
+        gc.collect()  # the evicted pipeline's memory before the new one loads
+        provider = DiffusersProvider(self._settings)
+        provider.optimize_for_hardware()
         provider.prepare(model)
-        self.loads += provider.load_count - before
-        self.device = provider.device or self.device
+        with self._state:
+            # Listed (describe) only once loaded, together with the count: a report never shows one without the other.
+            self._providers[model] = provider
+            self.loads += provider.load_count
+            self.device = provider.device or self.device
         return provider
 
     def _check_hash(self, model: str, expected: str | None) -> str | None:

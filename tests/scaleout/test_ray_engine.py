@@ -8,6 +8,7 @@ build on each other's workers: the second worker joins during the first test's s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from cauldron_client import Client
 
 from cauldrond.daemon import Daemon
 from cauldrond.scaleout.dispatch import RayEngine
+from cauldrond.scaleout.worker import MODELS_DIR_ENV
 from tests.conftest import FAST, make_settings, token_of, url_of
 from tests.waiting import finished, until
 
@@ -31,9 +33,23 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    # Two CPUs: one per worker. Loopback for the node's address; no dashboard.
+def worker_models(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workers' own models dir (docs/scale-out.md: each node finds models in its own folder): the daemon's
+    models, and a tiny-c whose UNet file differs from the daemon's."""
+    folder = tmp_path_factory.mktemp("ray-worker-models")
+    for name in ("tiny-sd", "tiny-a", "tiny-b", "tiny-c"):
+        shutil.copytree(models / "tiny-sd", folder / name)
+    with (folder / "tiny-c" / "unet" / "diffusion_pytorch_model.safetensors").open("ab") as unet:
+        unet.write(b" ")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(worker_models: Path) -> Iterator[None]:
+    # Two CPUs: one per worker. Loopback for the node's address; no dashboard. The workers' environment names
+    # their models dir, as `CAULDRON_MODELS_DIR=... ray start` does on a node.
     ray.init(
+        runtime_env={"env_vars": {MODELS_DIR_ENV: str(worker_models)}},
         num_cpus=2,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",
@@ -51,7 +67,7 @@ def ray_cluster() -> Iterator[None]:
 def models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tiny-sd, and copies of it under two more names (the same weights: other files, other models)."""
     folder = tmp_path_factory.mktemp("ray-models")
-    for name in ("tiny-sd", "tiny-a", "tiny-b"):
+    for name in ("tiny-sd", "tiny-a", "tiny-b", "tiny-c"):
         shutil.copytree(models_dir / "tiny-sd", folder / name)
     return folder
 
@@ -212,7 +228,12 @@ async def test_sweep_runs_each_cell_once_and_a_late_worker_gets_work(
 
 
 async def test_two_models_on_two_workers_load_once_each(client: Client) -> None:
-    before = {worker["id"]: worker["loads"] for worker in await until(lambda: ready_workers(client, 2), timeout=240)}
+    async def both_loaded_once() -> list[dict[str, Any]] | None:
+        # Both ran the sweep: each has loaded tiny-sd (workers describe themselves every 2 s).
+        listed = await ready_workers(client, 2)
+        return listed if listed and all(worker["loads"] >= 1 for worker in listed) else None
+
+    before = {worker["id"]: worker["loads"] for worker in await until(both_loaded_once, timeout=240)}
     await client.call("queue.pause")
     ids = []
     for model in ("tiny-a", "tiny-b"):
@@ -225,11 +246,13 @@ async def test_two_models_on_two_workers_load_once_each(client: Client) -> None:
         assert (await finished(client, experiment_id, timeout=240))["experiment"]["counts"]["done"] == 6
 
     async def reported() -> list[dict[str, Any]] | None:
-        listed = await workers(client)  # workers describe themselves every 2 s
-        return listed if sum(w["loads"] for w in listed) == sum(before.values()) + 2 else None
+        listed = await workers(client)
+        new = [{m["name"] for m in worker["loaded_models"]} & {"tiny-a", "tiny-b"} for worker in listed]
+        return listed if all(new) else None
 
     listed = await until(reported, timeout=30)
-    assert all(worker["loads"] == before[worker["id"]] + 1 for worker in listed), listed
+    loads = {worker["id"]: (worker["loads"], [m["name"] for m in worker["loaded_models"]]) for worker in listed}
+    assert all(worker["loads"] == before[worker["id"]] + 1 for worker in listed), (before, loads)
     new_models = [{m["name"] for m in worker["loaded_models"]} & {"tiny-a", "tiny-b"} for worker in listed]
     assert sorted(map(sorted, new_models)) == [["tiny-a"], ["tiny-b"]], listed
     # Each worker reports the sha256 of what it loaded: the copies' files are the daemon's files.
@@ -237,6 +260,32 @@ async def test_two_models_on_two_workers_load_once_each(client: Client) -> None:
     for worker in listed:
         for loaded in worker["loaded_models"]:
             assert loaded["sha256"] == models[loaded["name"]]
+
+
+def folder_sha256(folder: Path) -> str:
+    """A1111-style folder hash as documented (README, model hashes): sha256 over "path sha256" lines of the
+    weight files, sorted by path; computed here with hashlib alone."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix == ".safetensors")
+    lines = "".join(f"{p.relative_to(folder).as_posix()} {hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+async def test_a_node_whose_model_file_differs_refuses_it(
+    client: Client, daemon: Daemon, models: Path, worker_models: Path
+) -> None:
+    ours, theirs = folder_sha256(models / "tiny-c"), folder_sha256(worker_models / "tiny-c")
+    assert ours != theirs
+    created = await client.call("experiments.create", name="mismatch", base={**FAST, "model": "tiny-c"})
+    experiment_id = created["experiment"]["id"]
+    result = await finished(client, experiment_id, timeout=120)
+    assert result["experiment"]["counts"]["failed"] == 1
+    jobs, images = store_rows(daemon, experiment_id)
+    error = jobs[0]["last_error"]
+    assert "'tiny-c'" in error and ours in error and theirs in error and "node " in error, error
+    assert images == []
+    listed = await workers(client)
+    assert all("tiny-c" in worker["refused"] for worker in listed)
+    assert all("tiny-c" not in {m["name"] for m in worker["loaded_models"]} for worker in listed)
 
 
 async def test_cancel_stops_a_remote_batch_at_its_next_step(client: Client, daemon: Daemon) -> None:
