@@ -203,3 +203,18 @@ def test_one_vae_as_a_diffusers_file_a_folder_and_an_ldm_file_makes_one_image(fa
     images = [family.image(vae=name) for name in names]
     assert _diff(plain, images[0]) > 20
     assert _diff(images[0], images[1]) == 0 and _diff(images[0], images[2]) == 0
+
+
+def test_least_recently_used_loras_are_unloaded_and_load_again_the_same(sd: Family) -> None:
+    adapters = sd.provider.extra_networks.loras
+    before = adapters.max_loaded
+    adapters.max_loaded = 1
+    try:
+        first = sd.image(loras=[{"name": "detail", "weight": 1.0}])
+        sd.image(loras=[{"name": "ink", "weight": 1.0}])
+        assert adapters.loaded() == ["ink"]
+        assert sd.provider._loaded is not None
+        assert sum(len(names) for names in sd.provider._loaded.pipeline.get_list_adapters().values()) == 1
+        assert _diff(first, sd.image(loras=[{"name": "detail", "weight": 1.0}])) == 0
+    finally:
+        adapters.max_loaded = before

@@ -19,13 +19,19 @@ from cauldrond.providers.diffusers import extras_catalogue as catalogue
 
 log = logging.getLogger(__name__)
 
+# LoRAs kept loaded as adapters beyond the batch's own (each costs its weights' memory on the device); the least
+# recently used is deleted first, and loads again when a later batch names it.
+MAX_LOADED = 8
+
 
 class LoraAdapters:
     """The LoRAs loaded into one pipeline, by name. Not thread-safe: the provider calls it under its lock."""
 
-    def __init__(self) -> None:
-        self._adapters: dict[str, str] = {}  # LoRA name -> peft adapter name
+    def __init__(self, max_loaded: int = MAX_LOADED) -> None:
+        self.max_loaded = max_loaded
+        self._adapters: dict[str, str] = {}  # LoRA name -> peft adapter name, least recently used first
         self._active = False
+        self._made = 0  # adapter names are never reused: peft keeps some per-name state
 
     def forget(self) -> None:
         """The pipeline was dropped (a model switch): its adapters went with it."""
@@ -35,10 +41,12 @@ class LoraAdapters:
     def apply(self, pipeline: Any, loras: Sequence[LoraRef], models_dir: Path) -> list[tuple[str, str]]:
         """Make ``loras`` (and only them) active at their weights; return (name, A1111 short hash) for each."""
         hashes = []
+        self._evict(pipeline, keep={lora.name for lora in loras})
         for lora in loras:
             extra = catalogue.find_extra(models_dir, catalogue.LORA, lora.name)
             if lora.name not in self._adapters:
                 self._load(pipeline, extra)
+            self._adapters[lora.name] = self._adapters.pop(lora.name)  # most recently used last
             hashes.append((lora.name, catalogue.lora_hash(extra.path)[: catalogue.LORA_SHORT_HASH]))
         if not loras:
             if self._active:
@@ -52,6 +60,19 @@ class LoraAdapters:
         self._active = True
         return hashes
 
+    def _evict(self, pipeline: Any, keep: set[str]) -> None:
+        """Delete least recently used adapters, never one of ``keep``, until the batch's own fit beside the rest."""
+        room = max(self.max_loaded, len(keep))
+        for name in [name for name in self._adapters if name not in keep]:
+            if len(self._adapters) + len(keep - set(self._adapters)) <= room:
+                break
+            _drop(pipeline, self._adapters.pop(name))
+            log.info("unloaded LoRA %s (more than %d loaded)", name, self.max_loaded)
+
+    def loaded(self) -> list[str]:
+        """The LoRAs loaded as adapters now, least recently used first."""
+        return list(self._adapters)
+
     def _load(self, pipeline: Any, extra: catalogue.ExtraFile) -> None:
         from safetensors.torch import load_file
 
@@ -60,7 +81,8 @@ class LoraAdapters:
             state = load_file(str(extra.path))
         except Exception as exc:  # safetensors raises its own error type for truncated or garbled files
             raise ProviderError(f"LoRA {extra.path.name}: cannot read it as safetensors ({exc})") from exc
-        adapter = f"cauldron_lora_{len(self._adapters)}"  # peft adapter names become module keys: no dots
+        adapter = f"cauldron_lora_{self._made}"  # peft adapter names become module keys: no dots
+        self._made += 1
         try:
             pipeline.load_lora_weights(state, adapter_name=adapter)
         except Exception as exc:  # peft and diffusers raise ValueError, RuntimeError or KeyError on a misfit
