@@ -108,6 +108,40 @@ def create_tiny(ctx: click.Context, overwrite: bool, single_file: bool, arch: st
         click.echo(f"single-file export at {out}")
 
 
+@models.command("create-random")
+@click.option("--arch", type=click.Choice(["sd15", "sdxl"]), required=True, help="SD 1.5 or SDXL base 1.0.")
+@click.option("--name", default=None, help="Folder name (default random-sd15 / random-sdxl).")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cuda", "mps", "cpu"]),
+    default="auto",
+    show_default=True,
+    help="Where the weights are initialised (a GPU is much faster).",
+)
+@click.option("--dtype", type=click.Choice(["float16", "bfloat16", "float32"]), default="float16", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Rebuild it even if it exists.")
+@click.pass_context
+def create_random(ctx: click.Context, arch: str, name: str | None, device: str, dtype: str, overwrite: bool) -> None:
+    """Write a full-size model with random weights (the real SD 1.5 or SDXL architecture, no download): its speed
+    and memory per step are the real model's, for benchmarks (bench/gpu.py); its images are noise."""
+    from cauldrond.models.random_full import create_random_model
+    from cauldrond.providers.diffusers.devices import choose_device
+    from cauldrond.security.files import is_inside, make_private_dir
+
+    settings = _settings(ctx)
+    models_dir = settings.resolved_models_dir
+    if is_inside(models_dir, settings.data_dir):
+        make_private_dir(settings.data_dir)
+    started = time.monotonic()
+    try:
+        folder = create_random_model(
+            models_dir, arch, name, device=choose_device(device), dtype=dtype, overwrite=overwrite
+        )
+    except Exception as exc:  # a device that is missing or out of memory: say so, no traceback
+        raise click.ClickException(f"could not create the {arch} model: {exc}") from exc
+    click.echo(f"{folder.name} ready at {folder} ({time.monotonic() - started:.1f} s)")
+
+
 @models.command("list")
 @click.pass_context
 def list_models(ctx: click.Context) -> None:
