@@ -108,3 +108,15 @@ def test_unet_flops_match_an_independent_count_on_the_tiny_model(gpu_bench: Modu
     assert expected > 0
     assert gpu_bench.unet_flops(dict(UNET_CONFIG), 2, 64, 96) == expected
     assert gpu_bench.unet_flops(dict(UNET_CONFIG), 4, 64, 96) == 2 * expected, "linear in the batch"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_gpu_bench_runs_end_to_end_on_sd15(
+    gpu_bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--arch", "sd15", "--steps", "2", "--max-batch", "2", "--options", "channels_last"]
+    gpu_bench.main([*args, "--models-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    for line in ("seconds/image, batch 1:", "daemon/bare throughput:", "peak VRAM, batch 1:", "option +channels_last"):
+        assert line in out, out
