@@ -168,6 +168,8 @@ class WorkerPool:
             try:
                 slot.info = await asyncio.wait_for(_awaitable(slot.handle.describe.remote()), START_TIMEOUT_S)
             except (ray.exceptions.RayError, TimeoutError) as exc:
+                if slot.state == "gone":
+                    return  # its node left: nothing to bring back
                 if fresh or attempt:
                     slot.state, slot.reason = "dropped", f"did not start: {_short(exc)}"
                     log.error("Ray worker %s dropped: %s", slot.key, slot.reason)

@@ -152,10 +152,15 @@ class RemoteBatches:
             log.error("Ray worker %s failed batch %s: %s", batch.slot.key, batch.batch_id, exc)
             await engine._fail(batch.jobs, f"worker error: {str(exc).strip().splitlines()[-1][:300]}")
             return
-        except Exception as exc:  # the worker's process or node died, or the cluster is unreachable
+        except ray.exceptions.RayError as exc:  # the worker's process or node died, or the cluster is unreachable
             self._end(batch)
             engine.pool.died(batch.slot, exc)
             await self._put_back(batch.jobs, f"worker {batch.slot.key} lost")
+            return
+        except Exception:  # a bug on this side: the batch fails rather than the daemon
+            self._end(batch)
+            log.exception("engine error while running batch %s", batch.batch_id)
+            await engine._fail(batch.jobs, "internal error in the engine (see the daemon log)")
             return
         finally:
             engine._wake.set()

@@ -1,0 +1,117 @@
+"""Nodes joining and leaving a Ray cluster while the daemon runs: a multi-node cluster on this machine (Ray's own
+``cluster_utils.Cluster``: a head and extra raylets, each a node with its own id), joined by the daemon through
+``ray_address`` as it would join a LAN cluster. One CPU worker per node."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from cauldron_client import Client
+from ray.cluster_utils import Cluster
+
+from cauldrond.daemon import Daemon
+from cauldrond.scaleout.dispatch import RayEngine
+from tests.conftest import FAST, make_settings, token_of, url_of
+from tests.scaleout.test_ray_engine import DoneEvents, assert_each_job_done_once, counts_of, store_rows
+from tests.waiting import finished, until
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+NODE = {"num_cpus": 1, "include_dashboard": False}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    running = Cluster(initialize_head=True, head_node_args=NODE)
+    try:
+        yield running
+    finally:
+        running.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def daemon(cluster: Cluster, models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Daemon]:
+    models = tmp_path_factory.mktemp("node-models")
+    shutil.copytree(models_dir / "tiny-sd", models / "tiny-sd")
+    settings = make_settings(
+        tmp_path_factory.mktemp("node-data"),
+        models,
+        engine="ray",
+        ray_address=cluster.address,
+        ray_cpu_workers=1,
+        ray_worker_threads=1,
+        max_batch_size=2,
+    )
+    running = Daemon(settings)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()  # it joined the cluster: it disconnects, the cluster stays the fixture's
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def client(daemon: Daemon) -> AsyncIterator[Client]:
+    async with Client(url_of(daemon), token_of(daemon)) as connected:
+        yield connected
+
+
+async def ready(client: Client, count: int) -> list[dict[str, Any]] | None:
+    info = await client.call("system.info")
+    listed = [worker for worker in info["scaleout"]["workers"] if worker["state"] == "ready"]
+    return listed if len(listed) >= count else None
+
+
+async def test_a_node_that_joins_mid_sweep_gets_work(client: Client, daemon: Daemon, cluster: Cluster) -> None:
+    await until(lambda: ready(client, 1), timeout=240)
+    async with DoneEvents(client) as done:
+        created = await client.call("experiments.create", name="join", base=FAST, axes={"seed": list(range(1, 17))})
+        experiment_id = created["experiment"]["id"]
+
+        async def some_done() -> bool:
+            return (await counts_of(client, experiment_id))["done"] >= 2
+
+        await until(some_done, timeout=240)
+        await client.call("queue.pause")  # so that the sweep cannot end before the new node's worker is up
+        cluster.add_node(**NODE)
+        both = await until(lambda: ready(client, 2), timeout=240)
+        assert len({worker["node"] + worker["id"].split("/")[0] for worker in both}) == 2  # two nodes
+        await client.call("queue.resume")
+        await finished(client, experiment_id, timeout=240)
+    jobs, _ = store_rows(daemon, experiment_id)
+    assert_each_job_done_once(daemon, experiment_id, 16, done.of({job["id"] for job in jobs}))
+    info = await client.call("system.info")
+    assert all(worker["images"] > 0 for worker in info["scaleout"]["workers"]), info["scaleout"]["workers"]
+
+
+async def test_a_node_lost_mid_batch_gives_its_jobs_back(client: Client, daemon: Daemon, cluster: Cluster) -> None:
+    engine = daemon.services.engine if daemon.services else None
+    assert isinstance(engine, RayEngine)
+    (joined,) = cluster.worker_nodes
+    async with DoneEvents(client) as done:
+        created = await client.call(
+            "experiments.create", name="lost", base={**FAST, "steps": 40}, axes={"seed": list(range(1, 9))}
+        )
+        experiment_id = created["experiment"]["id"]
+        async with client.events(["job.progress"]) as stream:
+            while True:  # until a batch on the joined node reports progress
+                event = await stream.next(120)
+                assert event is not None, "no progress from the joined node"
+                slot = engine.batches.holding(event["job_id"])
+                if slot is not None and slot.node.node_id == joined.node_id:
+                    break
+        cluster.remove_node(joined, allow_graceful=False)
+        await finished(client, experiment_id, timeout=240)
+    jobs, _ = store_rows(daemon, experiment_id)
+    assert_each_job_done_once(daemon, experiment_id, 8, done.of({job["id"] for job in jobs}))
+
+    async def gone() -> list[dict[str, Any]] | None:
+        listed: list[dict[str, Any]] = (await client.call("system.info"))["scaleout"]["workers"]
+        return listed if any(worker["state"] == "gone" for worker in listed) else None
+
+    listed = await until(gone, timeout=60)
+    assert [worker["state"] for worker in listed].count("ready") == 1
