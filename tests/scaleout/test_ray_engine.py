@@ -22,6 +22,8 @@ import pytest
 import pytest_asyncio
 import ray
 from cauldron_client import Client
+from cauldron_client.cli import cli
+from click.testing import CliRunner
 
 from cauldrond.daemon import Daemon
 from cauldrond.scaleout.dispatch import RayEngine
@@ -227,7 +229,7 @@ async def test_sweep_runs_each_cell_once_and_a_late_worker_gets_work(
     assert sum(per_worker) == 24 and all(count > 0 for count in per_worker), per_worker
 
 
-async def test_two_models_on_two_workers_load_once_each(client: Client) -> None:
+async def test_two_models_on_two_workers_load_once_each(client: Client, daemon: Daemon) -> None:
     async def both_loaded_once() -> list[dict[str, Any]] | None:
         # Both ran the sweep: each has loaded tiny-sd (workers describe themselves every 2 s).
         listed = await ready_workers(client, 2)
@@ -260,6 +262,12 @@ async def test_two_models_on_two_workers_load_once_each(client: Client) -> None:
     for worker in listed:
         for loaded in worker["loaded_models"]:
             assert loaded["sha256"] == models[loaded["name"]]
+    # cauldronctl status lists the workers with their models (the CLI's own loop runs on a thread of its own).
+    args = ["--url", url_of(daemon), "--token", token_of(daemon), "status"]
+    status = await asyncio.to_thread(CliRunner().invoke, cli, args, catch_exceptions=False)
+    assert status.exit_code == 0, status.output
+    assert "connected" in status.stdout and "tiny-a" in status.stdout and "tiny-b" in status.stdout
+    assert all(worker["id"] in status.stdout for worker in listed), status.stdout
 
 
 def folder_sha256(folder: Path) -> str:
