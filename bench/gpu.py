@@ -196,7 +196,7 @@ def try_option(pipe: Any, option: str, size: int, steps: int, eager: np.ndarray,
         first_s, _ = synced(lambda: generate(pipe, size, steps))  # compiles: paid once per shape in a long sweep
         extra = f", first call {first_s:.1f} s (compiling)"
     elif option == "vae_tiling":
-        pipe.enable_vae_tiling()
+        pipe.vae.enable_tiling()
     torch.cuda.reset_peak_memory_stats()
     seconds, image = synced(lambda: generate(pipe, size, steps))
     diff = max_diff(image, eager)
