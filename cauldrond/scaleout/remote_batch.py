@@ -89,13 +89,13 @@ class RemoteBatches:
             self._stop(batch)  # cancelled between its claim and now
 
     def stop_experiment(self, experiment_id: int) -> int:
-        """Stop (at their next step) the batches holding jobs of this experiment; its jobs running now."""
+        """Stop (at their next step) the batches holding jobs of this experiment; how many of its jobs they hold."""
         count = 0
         for batch in list(self._batches.values()):
             held = sum(1 for job in batch.jobs if job.experiment_id == experiment_id)
             if held:
                 self._stop(batch)
-                count += held if batch.started else 0
+                count += held  # running in the database, started on the worker or waiting there
         return count
 
     def withdraw_waiting(self) -> None:

@@ -307,7 +307,9 @@ async def test_cancel_stops_a_remote_batch_at_its_next_step(client: Client, daem
             if event["experiment_id"] == experiment_id and event["step"] >= 2:
                 break
         cancelled = await client.call("experiments.cancel", experiment_id=experiment_id)
+        # Both cells share one batch, running on a worker: none was left queued, both are being stopped.
         assert cancelled["experiment"]["id"] == experiment_id
+        assert cancelled["cancelled"] == 0 and cancelled["stopping"] == 2
         result = await finished(client, experiment_id, timeout=120)
     assert result["experiment"]["counts"]["cancelled"] == 2
     jobs, images = store_rows(daemon, experiment_id)
