@@ -145,7 +145,7 @@ class RayEngine(Engine):
         if self.cluster_error == NOT_CONNECTED:
             # ray.init may wait minutes for an address that does not answer; until it returns, this is the status.
             self.cluster_error = f"connecting to the Ray cluster at {self.settings.ray_address}"
-            log.warning("%s; batches wait in the queue until it answers", self.cluster_error)
+            log.info("%s; batches wait in the queue until it answers", self.cluster_error)
         try:
             self._started_ray = await self._control.run(lambda: cluster.connect(self.settings.ray_address)) or (
                 self._started_ray
