@@ -56,8 +56,10 @@ def require_chromium() -> str:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, not per session: Playwright's sync API keeps an event loop running on this thread while it is
+    open, and pytest-asyncio's tests after the browser modules would find it and never run."""
     executable = require_chromium()
     from playwright.sync_api import sync_playwright
 
