@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from tests.waiting import finished, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 NODE = {"num_cpus": 1, "include_dashboard": False}
+DEATHS_TO_DROP = 3  # docs/scale-out.md: a worker that dies 3 times in 10 minutes is dropped
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +118,34 @@ async def test_a_node_lost_mid_batch_gives_its_jobs_back(client: Client, daemon:
 
     listed = await until(gone, timeout=60)
     assert [worker["state"] for worker in listed].count("ready") == 1
+
+
+async def test_a_worker_that_keeps_dying_is_dropped_with_its_reason(client: Client, daemon: Daemon) -> None:
+    """The head's worker (the only one left) is SIGKILLed mid-batch three times: Ray restarts it twice, the
+    third death drops it; its job waits in the queue, never counted against."""
+    engine = daemon.services.engine if daemon.services else None
+    assert isinstance(engine, RayEngine)
+    await until(lambda: ready(client, 1), timeout=240)
+    created = await client.call("experiments.create", name="doomed", base={**FAST, "steps": 400})
+    experiment_id = created["experiment"]["id"]
+    for _ in range(DEATHS_TO_DROP):
+        async with client.events(["job.progress"]) as stream:
+            while True:
+                event = await stream.next(240)
+                assert event is not None, "no progress from the worker"
+                if event["experiment_id"] == experiment_id:
+                    break
+        slot = engine.batches.holding(event["job_id"])
+        assert slot is not None
+        os.kill(int(slot.info["pid"]), signal.SIGKILL)
+
+    async def dropped() -> list[dict[str, Any]] | None:
+        listed: list[dict[str, Any]] = (await client.call("system.info"))["scaleout"]["workers"]
+        return [worker for worker in listed if worker["state"] == "dropped"] or None
+
+    (worker,) = await until(dropped, timeout=120)
+    assert worker["reason"].startswith(f"died {DEATHS_TO_DROP} times in 10 min; last: "), worker["reason"]
+    counts = await counts_of(client, experiment_id)
+    assert counts["queued"] == 1 and counts["running"] == 0
+    jobs, images = store_rows(daemon, experiment_id)
+    assert jobs[0]["attempts"] == 0 and jobs[0]["strikes"] == 0 and images == []
