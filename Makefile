@@ -39,8 +39,12 @@ security: install
 	$(BIN)/bandit -q -c pyproject.toml -r cauldrond clients/cauldron_client plugins/cauldron-comfyui/cauldron_comfyui \
 		plugins/cauldron-llm-tags/cauldron_llm_tags
 
+# Two workers by default (PYTEST_WORKERS=0 runs in one process); each test module stays on one worker.
+PYTEST_WORKERS ?= 2
+
 pytest: install
-	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered --cov-fail-under=80
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report=term:skip-covered \
+		--cov-fail-under=80
 
 test: lint typecheck security pytest
 
