@@ -24,6 +24,7 @@ PROMPT = "a lighthouse on a cliff at dusk"
 async def phase(workers: int, args: argparse.Namespace) -> float:
     """Images per second of the sweep with ``workers`` Ray workers."""
     ray.init(
+        address="local",
         num_cpus=max(workers, 1) if not args.gpus else None,
         num_gpus=workers if args.gpus else 0,
         include_dashboard=False,

@@ -49,7 +49,8 @@ def connect(address: str) -> bool:
         "configure_logging": False,
     }
     if address == "local":
-        ray.init(_node_ip_address="127.0.0.1", **options)
+        # "local" spelled out: with no address Ray would join a cluster `ray start` left running on this machine.
+        ray.init(address="local", _node_ip_address="127.0.0.1", **options)
     else:
         ray.init(address=address, **options)
     return True

@@ -51,6 +51,7 @@ def ray_cluster(worker_models: Path) -> Iterator[None]:
     # Two CPUs: one per worker. Loopback for the node's address; no dashboard. The workers' environment names
     # their models dir, as `CAULDRON_MODELS_DIR=... ray start` does on a node.
     ray.init(
+        address="local",  # a private cluster, never one another test module (or `ray start`) left running
         runtime_env={"env_vars": {MODELS_DIR_ENV: str(worker_models)}},
         num_cpus=2,
         include_dashboard=False,
