@@ -39,7 +39,10 @@ class DaemonProcess:
         return (self.data_dir / "token").read_text().strip()
 
     def start(self, timeout: float = 60.0) -> None:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "COVERAGE_PROCESS_START": "", **self.env}
+        # Fixed batches, as tests/conftest.py's make_settings has them: a probe of batch sizes (auto_batch_size)
+        # would change which jobs share a batch, which the crash-guard tests count on. A test may set it back.
+        defaults = {"HF_HUB_OFFLINE": "1", "COVERAGE_PROCESS_START": "", "CAULDRON_AUTO_BATCH_SIZE": "false"}
+        env = {**os.environ, **defaults, **self.env}
         command = [
             sys.executable,
             "-m",

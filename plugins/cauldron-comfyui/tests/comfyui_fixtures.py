@@ -17,6 +17,9 @@ PARAMS: dict[str, Any] = {
     "height": 96,
     "clip_skip": 1,
     "eta": 0.0,
+    # A graph with no LoRA loader and the checkpoint's own VAE: no LoRAs, no VAE override (our params' "none").
+    "vae": "",
+    "loras": [],
 }
 
 

@@ -94,6 +94,8 @@ def test_hand_written_comfyui_default_graph_imports() -> None:
             "height": 768,
             "clip_skip": 1,
             "eta": 0.0,
+            "vae": "",
+            "loras": [],
         }
     ]
 
