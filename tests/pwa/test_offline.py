@@ -78,7 +78,7 @@ def test_an_ended_experiment_notifies_and_its_viewed_thumbnail_is_cached(
     allowed_page.get_by_role("navigation", name="Screens").wait_for()
     controlled_by_service_worker(allowed_page)
     assert not allowed_page.get_by_role("button", name="Notify me when experiments finish").is_visible()
-    plain = pair_context(browser, app_daemon, "tablet", name="plain tablet")
+    plain = pair_context(browser, app_daemon, "tablet", name="plain tablet", service_workers="allow")
     plain_page, plain_problems = open_page(plain, "/")
     plain_page.get_by_role("navigation", name="Screens").wait_for()
     # Not asked yet: the control that asks (from a tap) is offered.
