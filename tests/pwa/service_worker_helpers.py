@@ -20,7 +20,7 @@ CACHED_URLS = """async (name) => {
 CACHE_NAMES = "() => caches.keys()"
 
 
-def poll(check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
+def poll(check: Callable[[], Any], what: str = "condition", timeout: float = WAIT_S) -> Any:
     """``check()`` until it is truthy, for at most ``timeout`` seconds (each check is a round trip to the page)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -6,8 +6,6 @@ image, the convergence kind's plan; plus the builder's pure logic as in-browser 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 
 from playwright.sync_api import expect
@@ -23,20 +21,9 @@ from tests.pwa.conftest import (
     screenshot,
     tab_until,
 )
+from tests.pwa.service_worker_helpers import poll
 
 PROMPT = "a lighthouse at dusk"
-
-
-def poll(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """The first truthy value of ``check()``, asked again until ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.1)
 
 
 def experiment_ids(daemon: DaemonProcess) -> list[int]:

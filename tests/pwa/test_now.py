@@ -4,8 +4,6 @@ a second device and after a reload, and cancelling with a confirmation; plus its
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from playwright.sync_api import expect
@@ -21,23 +19,12 @@ from tests.pwa.conftest import (
     screenshot,
     tab_until,
 )
+from tests.pwa.service_worker_helpers import poll
 
 SMALL = {"prompt": "a lighthouse at dusk", "width": 64, "height": 64, "steps": 2, "sampler": "Euler"}
 # Long enough to watch on any machine (48 cells x 500 steps); the test cancels it, so it is bounded by the test.
 LONG = {**SMALL, "steps": 500}
 FIRST_RUN_MS = 180_000  # the first batch loads the model, on a shared 2-core machine
-
-
-def poll(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """The first truthy value of ``check()``, asked again until ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.1)
 
 
 def create(daemon: DaemonProcess, name: str, base: dict[str, Any], axes: dict[str, Any]) -> int:
