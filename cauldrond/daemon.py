@@ -19,7 +19,7 @@ from cauldrond.experiments.results import ResultsService
 from cauldrond.experiments.service import ExperimentService
 from cauldrond.logging_setup import log_job_event
 from cauldrond.metrics import DaemonMetrics
-from cauldrond.models.hash_cache import StoreHashCache
+from cauldrond.models.hash_cache import StoreExtraHashCache, StoreHashCache
 from cauldrond.notify import notify
 from cauldrond.plugins.postprocess import PostProcessRunner
 from cauldrond.plugins.runtime import PluginSource, load_plugins
@@ -70,10 +70,14 @@ class Daemon:
             register_plugin_methods(methods, runtime)
             providers = runtime.providers
             hash_cache = StoreHashCache(store.model_hashes, asyncio.get_running_loop())
+            extra_hash_cache = StoreExtraHashCache(store.extra_network_hashes, asyncio.get_running_loop())
             for provider in providers.all():
                 use_hash_cache = getattr(provider, "use_hash_cache", None)
                 if callable(use_hash_cache):  # providers with model files remember their hashes in the store
                     use_hash_cache(hash_cache)
+                use_extra_hash_cache = getattr(provider, "use_extra_hash_cache", None)
+                if callable(use_extra_hash_cache):  # and those with LoRA, VAE and embedding files theirs
+                    use_extra_hash_cache(extra_hash_cache)
             postprocess = PostProcessRunner(
                 runtime,
                 store,

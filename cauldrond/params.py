@@ -98,6 +98,8 @@ class GenerationParams(BaseModel):
             infotext="VAE",
             infotext_rank=75,
             infotext_default=False,
+            option="--vae",
+            option_help="VAE name (see `cauldronctl vaes`) [default: the model's own].",
             a1111_api="override_settings.sd_vae",
             infotext_hash="vae_short_hash",
         ),

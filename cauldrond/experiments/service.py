@@ -14,6 +14,7 @@ from cauldrond.experiments.cells import SpecError, expand_params, resolved_axes_
 from cauldrond.experiments.estimates import mean_load_seconds
 from cauldrond.experiments.planner import Timing, estimate_seconds, in_run_order, plan_cost, plan_order
 from cauldrond.experiments.seeds import fix_seeds
+from cauldrond.models.extra_checks import ExtraFileError
 from cauldrond.params import GenerationParams
 from cauldrond.providers.base import SamplerInfo
 from cauldrond.providers.registry import ProviderRegistry
@@ -227,7 +228,30 @@ class ExperimentService:
             if (sampler, schedule) != (cell.sampler, cell.schedule):
                 cell = cell.model_copy(update={"sampler": sampler, "schedule": schedule})
             checked.append(cell)
+        await self._check_extra_files(checked, axes)
         return checked
+
+    async def _check_extra_files(self, cells: list[GenerationParams], axes: Mapping[str, Sequence[Any]]) -> None:
+        """SpecError naming a LoRA, VAE or embedding file that cannot serve its cell's model (truncated, a pickle,
+        another architecture or width), from providers that check them (the diffusers provider reads headers)."""
+
+        def check() -> None:
+            by_provider: dict[str, tuple[Any, list[GenerationParams]]] = {}
+            for model in dict.fromkeys(cell.model for cell in cells):
+                provider = self._providers.for_model(model)
+                by_provider.setdefault(provider.name, (provider, []))[1].extend(c for c in cells if c.model == model)
+            for provider, served in by_provider.values():
+                check_extra_networks = getattr(provider, "check_extra_networks", None)
+                if callable(check_extra_networks):
+                    check_extra_networks(served)
+
+        try:
+            await asyncio.to_thread(check)
+        except ExtraFileError as exc:
+            field = exc.field or "prompt"
+            axis = "lora" if field == "loras" and "lora" in axes else field
+            message = f"{_origin(axis, axes)} {axis!r}: {exc}"
+            raise SpecError(message, field=axis, value=(exc.value or "")[:200]) from None
 
     def _catalogue(self) -> tuple[set[str], dict[str, SamplerInfo]]:
         models = {info.name for provider in self._providers.all() for info in provider.list_models()}

@@ -245,6 +245,18 @@ async def _batch_sizes(db: aiosqlite.Connection) -> None:
     )
 
 
+async def _extra_network_hashes(db: aiosqlite.Connection) -> None:
+    # LoRA, VAE and embedding hashes as A1111 writes them ("Lora hashes", "VAE hash", "TI hashes"), kept while the
+    # file's size and mtime stay as they were, so a restart does not read every file again. A LoRA's is the sha256
+    # of its tensor data, a VAE's or embedding's of the whole file: the algorithm is part of the key.
+    await _run(
+        db,
+        "CREATE TABLE extra_network_hashes (path TEXT NOT NULL, algorithm TEXT NOT NULL, "
+        "size_bytes INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, hashed_at TEXT NOT NULL, "
+        "PRIMARY KEY (path, algorithm))",
+    )
+
+
 # Append only. The name is the identity recorded in the database.
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_experiments_and_jobs", _experiments_and_jobs),
@@ -259,6 +271,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0010_image_ids_never_reused", _image_ids_never_reused),
     ("0011_model_hashes", _model_hashes),
     ("0012_batch_sizes", _batch_sizes),
+    ("0013_extra_network_hashes", _extra_network_hashes),
 )
 
 

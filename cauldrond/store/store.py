@@ -3,9 +3,10 @@
 ``Store`` is the object the daemon passes around: one ``Database`` (connection, lock, transactions) shared by a
 repository per concept — ``store.experiments``, ``store.jobs``, ``store.images``, ``store.annotations``,
 ``store.plugin_runs``, ``store.tokens``, ``store.prompts`` (prompt history), ``store.trash`` (deleting and
-restoring images), ``store.model_hashes`` (model files' sha256 by path, size and mtime), ``store.batch_sizes``
-(the measured best batch size per model, image size and device). Every repository method returns only after
-its COMMIT.
+restoring images), ``store.model_hashes`` (model files' sha256 by path, size and mtime),
+``store.extra_network_hashes`` (the same for LoRA, VAE and embedding files, per hash algorithm),
+``store.batch_sizes`` (the measured best batch size per model, image size and device). Every repository method
+returns only after its COMMIT.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cauldrond.store.annotations import AnnotationRepository
 from cauldrond.store.batch_sizes import BatchSizeRepository
 from cauldrond.store.database import Database
 from cauldrond.store.experiments import ExperimentRepository
+from cauldrond.store.extra_network_hashes import ExtraNetworkHashRepository
 from cauldrond.store.images import ImageRepository
 from cauldrond.store.jobs import JobRepository
 from cauldrond.store.model_hashes import ModelHashRepository
@@ -37,6 +39,7 @@ class Store:
         self.prompts = PromptRepository(database)
         self.trash = TrashRepository(database, self.images)
         self.model_hashes = ModelHashRepository(database)
+        self.extra_network_hashes = ExtraNetworkHashRepository(database)
         self.batch_sizes = BatchSizeRepository(database)
 
     @classmethod

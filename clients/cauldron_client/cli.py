@@ -17,6 +17,7 @@ from cauldron_client import __version__
 from cauldron_client.commands import (
     analysis,
     experiments,
+    extra_networks,
     gallery,
     generate,
     images,
@@ -38,7 +39,12 @@ USAGE_CODES = frozenset({"invalid_params", "not_found"})
 
 
 # The RPC method an error names as the list of choices, and the command that shows that list.
-CHOICE_COMMANDS = {"samplers.list": "cauldronctl samplers", "models.list": "cauldronctl models"}
+CHOICE_COMMANDS = {
+    "samplers.list": "cauldronctl samplers",
+    "models.list": "cauldronctl models",
+    "loras.list": "cauldronctl loras",
+    "vaes.list": "cauldronctl vaes",
+}
 
 
 def error_line(exc: CauldronError) -> tuple[str, int]:
@@ -99,6 +105,8 @@ def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool, d
 cli.add_command(info.status)
 cli.add_command(info.models)
 cli.add_command(info.samplers)
+for command in (extra_networks.loras, extra_networks.vaes, extra_networks.embeddings):
+    cli.add_command(command)
 cli.add_command(generate.generate)
 cli.add_command(generate.sweep)
 cli.add_command(experiments.convergence)

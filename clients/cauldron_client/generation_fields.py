@@ -13,6 +13,7 @@ from __future__ import annotations
 OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("negative_prompt", "--negative", "str", "Negative prompt."),
     ("model", "--model", "str", "Model name (see `cauldronctl models`) [default: the daemon's default_model]."),
+    ("vae", "--vae", "str", "VAE name (see `cauldronctl vaes`) [default: the model's own]."),
     ("sampler", "--sampler", "str", 'A1111 sampler name, e.g. "Euler a" (see `cauldronctl samplers`).'),
     ("schedule", "--schedule", "str", "Automatic, Karras or Exponential."),
     ("steps", "--steps", "int", ""),

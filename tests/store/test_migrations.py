@@ -58,6 +58,7 @@ EXPECTED_COLUMNS = {
     "id_floors": ["name", "floor"],
     "model_hashes": ["path", "size_bytes", "mtime_ns", "sha256", "hashed_at"],
     "batch_sizes": ["model", "width", "height", "device", "batch_size", "images_per_s", "probed_up_to", "measured_at"],
+    "extra_network_hashes": ["path", "algorithm", "size_bytes", "mtime_ns", "sha256", "hashed_at"],
 }
 EXPECTED_INDEXES = {
     "jobs_by_status",

@@ -16,6 +16,7 @@ from typing import Any
 
 from cauldrond.extra_networks import lora_hashes_text
 from cauldrond.params import GenerationParams
+from cauldrond.providers.diffusers.extras_catalogue import ExtraHashes
 from cauldrond.providers.diffusers.lora_adapters import LoraAdapters
 from cauldrond.providers.diffusers.ti_embeddings import TextualInversions
 from cauldrond.providers.diffusers.vae_override import VaeOverride
@@ -32,9 +33,11 @@ class ExtraNetworks:
 
     def __init__(self, models_dir: Path) -> None:
         self.models_dir = models_dir
-        self.loras = LoraAdapters()
-        self.vae = VaeOverride()
-        self.embeddings = TextualInversions()
+        # One place for the files' A1111 hashes: memory until the daemon hands in its store (provider.py).
+        self.hashes = ExtraHashes()
+        self.loras = LoraAdapters(hashes=self.hashes)
+        self.vae = VaeOverride(self.hashes)
+        self.embeddings = TextualInversions(self.hashes)
 
     def forget(self) -> None:
         self.loras.forget()

@@ -45,6 +45,22 @@ class ExtraFile:
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "path": str(self.path), "usable": self.usable, "note": self.note}
 
+    def short_hash(self) -> str | None:
+        """The short hash A1111's infotext gives this file ("Lora hashes", "VAE hash", "TI hashes"); None for a
+        file never read (a pickle) or one that cannot be read. Blocking: a first hash reads the whole file."""
+        if not self.usable:
+            return None
+        try:
+            if self.kind == LORA:
+                return lora_hash(self.path)[:LORA_SHORT_HASH]
+            if self.kind == VAE:
+                # A diffusers folder's weights, as the VAE override hashes them (vae_override._weights_file).
+                weights = self.path if self.path.is_file() else min(self.path.glob("*.safetensors"), default=None)
+                return None if weights is None else file_hash(weights)[:VAE_SHORT_HASH]
+            return file_hash(self.path)[:EMBEDDING_SHORT_HASH]
+        except OSError:
+            return None
+
 
 def folder_of(models_dir: Path, kind: str) -> Path:
     return models_dir / FOLDERS[kind]

@@ -27,8 +27,9 @@ MAX_LOADED = 8
 class LoraAdapters:
     """The LoRAs loaded into one pipeline, by name. Not thread-safe: the provider calls it under its lock."""
 
-    def __init__(self, max_loaded: int = MAX_LOADED) -> None:
+    def __init__(self, max_loaded: int = MAX_LOADED, hashes: catalogue.ExtraHashes | None = None) -> None:
         self.max_loaded = max_loaded
+        self.hashes = hashes  # where the LoRAs' A1111 hashes are remembered
         self._adapters: dict[str, str] = {}  # LoRA name -> peft adapter name, least recently used first
         self._active = False
         self._made = 0  # adapter names are never reused: peft keeps some per-name state
@@ -47,7 +48,7 @@ class LoraAdapters:
             if lora.name not in self._adapters:
                 self._load(pipeline, extra)
             self._adapters[lora.name] = self._adapters.pop(lora.name)  # most recently used last
-            hashes.append((lora.name, catalogue.lora_hash(extra.path)[: catalogue.LORA_SHORT_HASH]))
+            hashes.append((lora.name, catalogue.lora_hash(extra.path, self.hashes)[: catalogue.LORA_SHORT_HASH]))
         if not loras:
             if self._active:
                 pipeline.disable_lora()

@@ -18,7 +18,7 @@ import torch
 
 from cauldrond.config import Settings
 from cauldrond.metrics import model_load_histogram
-from cauldrond.models.hash_cache import HashCache
+from cauldrond.models.hash_cache import ExtraHashCache, HashCache
 from cauldrond.params import Batching, GenerationParams, shared_fields
 from cauldrond.providers.base import (
     GeneratedImage,
@@ -32,6 +32,7 @@ from cauldrond.providers.base import (
 from cauldrond.providers.diffusers import denoise, devices, embeddings, interrupt, loading, oom, previews, samplers
 from cauldrond.providers.diffusers.extras import ExtraNetworks
 from cauldrond.providers.diffusers.extras_catalogue import EMBEDDING, LORA, VAE, ExtraFile, list_extras
+from cauldrond.providers.diffusers.extras_precheck import check_extra_files
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,10 @@ class DiffusersProvider:
         """Remember model hashes in ``cache`` (the daemon's store) rather than a file in the models dir."""
         self.hash_cache = cache
 
+    def use_extra_hash_cache(self, cache: ExtraHashCache) -> None:
+        """Remember LoRA, VAE and embedding hashes in ``cache`` (the daemon's store) rather than in memory."""
+        self.extra_networks.hashes.use(cache)
+
     # --- listing ------------------------------------------------------------------------------------------
 
     def list_models(self) -> list[ModelInfo]:
@@ -121,7 +126,12 @@ class DiffusersProvider:
         """The LoRAs, VAEs or embeddings (``kind``: "lora", "vae", "embedding") in the models dir."""
         if kind not in (LORA, VAE, EMBEDDING):
             raise ValueError(f"no such kind of extra network: {kind!r}")
-        return list_extras(self.models_dir, kind)
+        return list_extras(self.models_dir, kind, self.extra_networks.hashes)
+
+    def check_extra_networks(self, cells: Sequence[GenerationParams]) -> None:
+        """Refuse (ExtraFileError naming the file and the reason) a LoRA, VAE or embedding file of ``cells`` that
+        cannot serve its model, from the files' headers; the experiment service calls it before storing."""
+        check_extra_files(self.models_dir, cells)
 
     def list_samplers(self) -> list[SamplerInfo]:
         return samplers.list_samplers()

@@ -10,7 +10,6 @@ Formats: A1111's ``{"emb_params": tensor}``, SDXL's ``{"clip_l", "clip_g"}`` and
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ log = logging.getLogger(__name__)
 class TextualInversions:
     """The embeddings loaded into one pipeline. Not thread-safe: the provider calls it under its lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, hashes: catalogue.ExtraHashes | None = None) -> None:
         self.loaded: dict[str, str] = {}  # name -> A1111 short hash
+        self.hashes = hashes  # where the embeddings' A1111 hashes are remembered
 
     def forget(self) -> None:
         self.loaded.clear()
@@ -34,19 +34,16 @@ class TextualInversions:
         """Load the embeddings ``prompts`` name; return (name, A1111 short hash) of each one they use."""
         used = []
         for extra in catalogue.list_extras(models_dir, catalogue.EMBEDDING):
-            if not any(_mentions(prompt, extra.name) for prompt in prompts):
+            if not any(catalogue.mentions(prompt, extra.name) for prompt in prompts):
                 continue
             if not extra.usable:
                 raise ProviderError(f"embedding {extra.path.name} is named in the prompt but is {extra.note}")
             if extra.name not in self.loaded:
                 _load(pipeline, extra)
-                self.loaded[extra.name] = catalogue.file_hash(extra.path)[: catalogue.EMBEDDING_SHORT_HASH]
+                digest = catalogue.file_hash(extra.path, self.hashes)
+                self.loaded[extra.name] = digest[: catalogue.EMBEDDING_SHORT_HASH]
             used.append((extra.name, self.loaded[extra.name]))
         return used
-
-
-def _mentions(prompt: str, name: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", prompt) is not None
 
 
 def _load(pipeline: Any, extra: catalogue.ExtraFile) -> None:

@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 class VaeOverride:
     """The model's own VAE and at most one override, for one loaded pipeline."""
 
-    def __init__(self) -> None:
+    def __init__(self, hashes: catalogue.ExtraHashes | None = None) -> None:
         self._own: Any = None
         self._override: tuple[str, Any] | None = None
+        self.hashes = hashes  # where the VAEs' A1111 hashes are remembered
 
     def forget(self) -> None:
         self._own = None
@@ -47,7 +48,7 @@ class VaeOverride:
             prepare(vae)
             self._override = (name, vae)
         pipeline.vae = self._override[1]
-        digest = catalogue.file_hash(_weights_file(extra.path))
+        digest = catalogue.file_hash(_weights_file(extra.path), self.hashes)
         return {"vae": name, "vae_hash": digest, "vae_short_hash": digest[: catalogue.VAE_SHORT_HASH]}
 
 

@@ -19,7 +19,7 @@ from cauldron_client.commands._common import (
     table,
 )
 from cauldron_client.commands.generate import FLOATS, INTS, VARY_SEED_HELP, Values, generation_options, merge_values
-from cauldron_client.commands.params import Size, size_fields
+from cauldron_client.commands.params import Size, lora_option, size_fields
 from cauldron_client.commands.run_file import format_values, resolved_axes, submit_experiment
 from cauldron_client.experiment_file import ExperimentSpec
 from cauldron_client.sampler_names import sampler_name_of
@@ -160,6 +160,7 @@ CONVERGENCE_AXES = ("prompt", "model", "sampler", "steps", "seed")
 @click.option("--vary-seed", is_flag=True, help=VARY_SEED_HELP)
 # Every other generation field with an option is one value for every cell.
 @generation_options(without=CONVERGENCE_AXES, note="For every cell.")
+@lora_option("For every cell.")
 @click.option("--size", type=Size(), help="WIDTHxHEIGHT, e.g. 512x768.")
 @click.option("--name", help="Experiment name.")
 @click.option("--priority", type=int, help="Higher runs sooner (default 0).")
@@ -175,6 +176,7 @@ def convergence(
     size: tuple[int, int] | None,
     width: int | None,
     height: int | None,
+    loras: tuple[dict[str, Any], ...],
     name: str | None,
     priority: int | None,
     dry_run: bool,
@@ -188,7 +190,8 @@ def convergence(
     width, height = size_fields(size, width, height)
     spec = convergence_experiment(
         prompts=prompts, models=models, samplers=samplers, steps=steps, seeds=seeds,
-        base={**base, "width": width, "height": height}, name=name, priority=priority, vary_seed=vary_seed,
+        base={**base, "width": width, "height": height, "loras": list(loras) or None},
+        name=name, priority=priority, vary_seed=vary_seed,
     )  # fmt: skip
     submit_experiment(spec, dry_run=dry_run, watch=watch)
 

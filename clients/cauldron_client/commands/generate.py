@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from cauldron_client.commands.params import AXIS_ORDER, Size, flat, size_fields, split_csv, sweep_spec
+from cauldron_client.commands.params import (
+    AXIS_ORDER,
+    Command,
+    Size,
+    flat,
+    lora_option,
+    size_fields,
+    split_csv,
+    sweep_spec,
+)
 from cauldron_client.commands.run_file import create_and_report, submit_experiment
 from cauldron_client.experiment_file import ExperimentSpec
 from cauldron_client.generation_fields import OPTIONS
@@ -19,7 +28,6 @@ _RANGE_SYNTAX = re.compile(r"[0-9.]\s*-\s*[-+]?[0-9.]|[\[(:]")
 _AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Values = list[Any] | str
-Command = TypeVar("Command", bound=Callable[..., Any])
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
 
 
@@ -41,6 +49,7 @@ def generation_options(without: Iterable[str] = (), note: str = "") -> Callable[
 @click.command()
 @click.argument("prompt")
 @generation_options()
+@lora_option()
 @click.option("--size", type=Size(), help="WIDTHxHEIGHT, e.g. 512x768.")
 @click.option("--priority", type=int, help="Higher runs sooner (default 0).")
 @click.option("--name", help="Experiment name.")
@@ -50,12 +59,13 @@ def generate(
     size: tuple[int, int] | None,
     width: int | None,
     height: int | None,
+    loras: tuple[dict[str, Any], ...],
     watch: bool,
     **fields: Any,
 ) -> None:
     """Queue one image of PROMPT; prints the experiment and job ids."""
     width, height = size_fields(size, width, height)
-    params = {"prompt": prompt, "width": width, "height": height, **fields}
+    params = {"prompt": prompt, "width": width, "height": height, "loras": list(loras) or None, **fields}
     params = {key: value for key, value in params.items() if value is not None}
 
     create_and_report("generate", params, watch=watch)
@@ -188,6 +198,7 @@ def sweep_options(command: Command) -> Command:
 @click.command()
 @click.option("--prompt", "prompts", multiple=True, required=True, help="Prompt; repeat for a prompt axis.")
 @sweep_options
+@lora_option("The same for every cell; --axis lora_weight=... sweeps the weight, --axis lora=... the LoRA.")
 @click.option("--vary-seed", is_flag=True, help=VARY_SEED_HELP)
 @click.option("--size", type=Size(), help="WIDTHxHEIGHT for every cell.")
 @click.option(
@@ -204,6 +215,7 @@ def sweep_options(command: Command) -> Command:
 def sweep(
     prompts: tuple[str, ...],
     negative_prompt: str | None,
+    loras: tuple[dict[str, Any], ...],
     vary_seed: bool,
     size: tuple[int, int] | None,
     axis_options: tuple[tuple[str, str], ...],
@@ -219,8 +231,8 @@ def sweep(
     --schedule) take one value per occurrence, number options take comma lists or A1111 ranges and may repeat.
     """
     spec = sweep_experiment(
-        prompts=prompts, negative_prompt=negative_prompt, size=size, axis_options=axis_options, name=name,
-        priority=priority, vary_seed=vary_seed, **options,
+        prompts=prompts, negative_prompt=negative_prompt, loras=loras, size=size, axis_options=axis_options,
+        name=name, priority=priority, vary_seed=vary_seed, **options,
     )  # fmt: skip
     submit_experiment(spec, dry_run=dry_run, watch=watch)
 
@@ -229,6 +241,7 @@ def sweep_experiment(
     *,
     prompts: Sequence[str],
     negative_prompt: str | None = None,
+    loras: Sequence[Mapping[str, Any]] = (),
     size: tuple[int, int] | None = None,
     axis_options: Sequence[tuple[str, str]] = (),
     name: str | None = None,
@@ -238,7 +251,7 @@ def sweep_experiment(
 ) -> ExperimentSpec:
     """The sweep command's options as an experiment (pure: raises click.UsageError for contradictions).
     ``options`` are the generation fields' options by their keyword in ``sweep_dests()``: ``samplers=["Euler"]``,
-    ``steps=["10-30 [3]"]``, ``seed=[[1], [2]]``."""
+    ``steps=["10-30 [3]"]``, ``seed=[[1], [2]]``. ``loras`` (``{"name", "weight"}``) apply to every cell."""
     dests = sweep_dests()
     unknown = sorted(set(options) - set(dests))
     if unknown:
@@ -256,7 +269,9 @@ def sweep_experiment(
         raise click.UsageError(f"--axis {sorted(sized)[0]}=... and --size/--width/--height: use one")
     try:
         base, axes = sweep_params(
-            {k: v for k, v in values.items() if v}, axis_options, {"negative_prompt": negative_prompt}
+            {k: v for k, v in values.items() if v},
+            axis_options,
+            {"negative_prompt": negative_prompt, "loras": [dict(lora) for lora in loras] or None},
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

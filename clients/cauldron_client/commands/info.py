@@ -88,13 +88,16 @@ def format_bytes(count: int) -> str:
 
 @click.command()
 def models() -> None:
-    """Models the provider can load."""
+    """Models the provider can load, with each one's short hash (A1111's "Model hash")."""
     result = call("models.list")
     if options().json:
         emit_json(result)
         return
-    rows = [(m.get("name"), m.get("provider"), m.get("source"), m.get("note")) for m in result.get("models", [])]
-    click.echo(table(["name", "provider", "source", "note"], rows))
+    rows = [
+        (m.get("name"), m.get("short_hash"), m.get("provider"), m.get("source"), m.get("note"))
+        for m in result.get("models", [])
+    ]
+    click.echo(table(["name", "hash", "provider", "source", "note"], rows))
     hint = default_model_hint(result)
     if hint:
         click.echo(hint, err=True)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 # Axis order in the spec: the first axis is outermost, so the most expensive switch (the model) goes first and
 # the cheapest (the seed) last; the daemon's planner reorders for speed anyway, this only fixes cell order.
 AXIS_ORDER = (
     "model",
+    "vae",
     "prompt",
     "sampler",
     "schedule",
@@ -26,6 +29,7 @@ AXIS_ORDER = (
 )
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+DEFAULT_LORA_WEIGHT = 1.0  # A1111's <lora:name> without a weight (its extra_networks_default_multiplier)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -34,6 +38,23 @@ def parse_size(text: str) -> tuple[int, int]:
     if match is None:
         raise ValueError(f"expected WIDTHxHEIGHT such as 512x768, got {text!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+def parse_lora(text: str) -> dict[str, Any]:
+    """``"detail:0.6"`` -> ``{"name": "detail", "weight": 0.6}``, A1111's ``<lora:detail:0.6>``; ``"detail"``
+    has weight 1. The daemon checks the name (a file in its loras folder) and the weight's range."""
+    name, sep, weight = (part.strip() for part in text.partition(":"))
+    if not name or (sep and not weight):
+        raise ValueError(f"expected NAME or NAME:WEIGHT such as detail:0.6, got {text!r}")
+    if not sep:
+        return {"name": name, "weight": DEFAULT_LORA_WEIGHT}
+    try:
+        value = float(weight)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"the weight in {text!r} is not a number: {weight!r}")
+    return {"name": name, "weight": value}
 
 
 def split_csv(text: str, convert: Callable[[str], Any]) -> list[Any]:
@@ -101,6 +122,30 @@ class CsvList(click.ParamType):  # type: ignore[type-arg]  # generic only in cli
             return split_csv(str(value), self.convert_item)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class Lora(click.ParamType):  # type: ignore[type-arg]
+    name = "NAME[:WEIGHT]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return value
+        try:
+            return parse_lora(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+LORA_HELP = (
+    "A LoRA (see `cauldronctl loras`) as NAME:WEIGHT, A1111's <lora:NAME:WEIGHT>; the weight defaults to 1. "
+    "Repeat for several."
+)
+
+
+def lora_option(help_note: str = "") -> Callable[[Command], Command]:
+    """``--lora`` collected as ``loras``: ``[{"name", "weight"}]``, the daemon's structured ``loras`` param."""
+    text = " ".join(filter(None, [LORA_HELP, help_note]))
+    return click.option("--lora", "loras", multiple=True, type=Lora(), help=text)
 
 
 class Size(click.ParamType):  # type: ignore[type-arg]

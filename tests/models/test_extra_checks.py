@@ -1,0 +1,86 @@
+"""Header-only checks of LoRA files in kohya's layout (A1111's usual kind) against the real base models' shapes.
+
+The model shapes come from the published diffusers configs of SD 1.5 and SDXL base that ship with the daemon
+(read through the same config folder a civitai checkpoint loads with); the LoRA files are headers with tiny
+tensors of the real widths (768 for SD 1.x's text and cross-attention, 2048 for SDXL's cross-attention), named as
+kohya's sd-scripts names them: SD 1.x in diffusers' block names, SDXL in the original ``input_blocks`` names with
+``lora_te1_``/``lora_te2_`` for its two text encoders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from cauldrond.models.checkpoint_arch import config_folder
+from cauldrond.models.extra_checks import ExtraFileError, check_lora
+from cauldrond.models.model_shape import ModelShape, model_shape
+
+
+def _shape(arch: str, tmp_path: Path) -> ModelShape:
+    shape = model_shape(arch, config_folder(arch, tmp_path / "configs"), tmp_path)
+    assert shape is not None
+    return shape
+
+
+def _lora(path: Path, widths: dict[str, int]) -> Path:
+    """A kohya-style LoRA with a rank-4 down/up pair per module, each down weight ``[4, in_features]``."""
+    tensors = {}
+    for module, width in widths.items():
+        tensors[f"{module}.lora_down.weight"] = torch.zeros(4, width)
+        tensors[f"{module}.lora_up.weight"] = torch.zeros(8, 4)
+        tensors[f"{module}.alpha"] = torch.tensor(4.0)
+    save_file(tensors, str(path))
+    return path
+
+
+SD1_LORA = {
+    "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k": 768,
+    "lora_unet_up_blocks_3_attentions_2_transformer_blocks_0_attn1_to_q": 320,
+    "lora_te_text_model_encoder_layers_0_self_attn_q_proj": 768,
+}
+SDXL_UNET = {
+    "lora_unet_input_blocks_4_1_transformer_blocks_1_attn2_to_k": 2048,
+    "lora_unet_input_blocks_7_1_transformer_blocks_9_attn1_to_q": 1280,
+    "lora_unet_output_blocks_0_1_transformer_blocks_0_attn2_to_v": 2048,
+    "lora_unet_middle_block_1_proj_in": 1280,
+}
+SDXL_TEXT = {
+    "lora_te1_text_model_encoder_layers_0_self_attn_q_proj": 768,
+    "lora_te2_text_model_encoder_layers_0_self_attn_q_proj": 1280,
+}
+
+
+def test_the_shipped_configs_give_the_published_widths(tmp_path: Path) -> None:
+    sd1, sdxl = _shape("sd1", tmp_path), _shape("sdxl", tmp_path)
+    assert (sd1.text_widths, sd1.cross_attention_dim, sd1.latent_channels) == ((768,), 768, 4)
+    assert (sdxl.text_widths, sdxl.cross_attention_dim, sdxl.latent_channels) == ((768, 1280), 2048, 4)
+
+
+def test_each_lora_fits_its_own_base_model(tmp_path: Path) -> None:
+    check_lora(_lora(tmp_path / "sd1.safetensors", SD1_LORA), _shape("sd1", tmp_path))
+    check_lora(_lora(tmp_path / "sdxl.safetensors", {**SDXL_UNET, **SDXL_TEXT}), _shape("sdxl", tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("widths", "arch", "reason"),
+    [
+        (SDXL_TEXT, "sd1", "second text encoder"),
+        (SDXL_UNET, "sd1", "2048-wide text embeddings (SDXL), the model's 768"),
+        (SD1_LORA, "sdxl", "768-wide text embeddings (SD 1.x), the model's 2048"),
+        # Names alone, widths left out: SD 1.x's first down block has attention, SDXL's has none.
+        ({"lora_unet_down_blocks_0_attentions_0_proj_in": 320}, "sdxl", "down_blocks.0.attentions.0"),
+        ({"lora_unet_input_blocks_1_1_proj_in": 320}, "sdxl", "input_blocks.1.1"),
+        # SDXL's deepest blocks have 10 transformer blocks, SD 1.x's one.
+        ({"lora_unet_input_blocks_7_1_transformer_blocks_9_attn1_to_q": 1280}, "sd1", "10 transformer blocks"),
+    ],
+)
+def test_a_lora_of_another_architecture_is_refused_naming_what_differs(
+    tmp_path: Path, widths: dict[str, int], arch: str, reason: str
+) -> None:
+    path = _lora(tmp_path / "other.safetensors", widths)
+    with pytest.raises(ExtraFileError, match=r"other\.safetensors is for another architecture") as caught:
+        check_lora(path, _shape(arch, tmp_path))
+    assert reason in str(caught.value)
