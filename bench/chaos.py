@@ -3,7 +3,9 @@ would), and count what came out of it in the SQLite file: cells done, duplicates
 quarantined. The crash guard must fail nothing and duplicate nothing however often an innocent sweep is killed.
 
 Kill moments are seeded and logged; tests/daemon/chaos.py draws them uniformly within a model load plus two batches
-after the daemon answers /healthz (measured in the first life), so they land in model loads and in batches.
+after the daemon answers /healthz, as last measured from the daemon's own progress events, and counts a draw past
+the load from the moment this life's load ends, so they land in model loads and in batches whatever the machine's
+speed. A sweep through before the kills are spent gets another one (at most four in all).
 
     .venv/bin/python bench/chaos.py [--cells 200] [--kills 50] [--seed 1] [--size 64] [--steps 2]
 """
@@ -59,11 +61,12 @@ async def main() -> None:
     print(f"seed                 {figures.seed}")
     print(f"kills (SIGKILL)      {figures.kills}")
     print(f"kills with a batch   {figures.kills_in_batches}  (jobs left running in SQLite: loading or denoising)")
-    print(f"cells done           {figures.done} / {figures.cells}")
+    print(f"sweeps               {figures.sweeps}  ({figures.cells} cells each)")
+    print(f"cells done           {figures.done} / {figures.jobs}  (image rows {figures.images}, files {figures.files})")
     print(f"duplicates           {figures.duplicates}")
     print(f"failed               {figures.failed}")
     print(f"suspects             {figures.suspects}")
-    print(f"strikes              {figures.strikes}")
+    print(f"strikes              {figures.strikes}  (most on one job: {figures.max_strikes})")
     print(f"quarantined          {figures.quarantined}")
     print(f"orphan files         {figures.orphan_files}")
     print(f"total time           {wall:.0f} s")
