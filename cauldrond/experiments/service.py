@@ -236,10 +236,15 @@ class ExperimentService:
         another architecture or width), from providers that check them (the diffusers provider reads headers)."""
 
         def check() -> None:
+            providers = self._providers.all()
             by_provider: dict[str, tuple[Any, list[GenerationParams]]] = {}
-            for model in dict.fromkeys(cell.model for cell in cells):
-                provider = self._providers.for_model(model)
-                by_provider.setdefault(provider.name, (provider, []))[1].extend(c for c in cells if c.model == model)
+            if len(providers) == 1:  # the usual case: no need to ask which provider lists each model
+                by_provider[providers[0].name] = (providers[0], cells)
+            else:
+                for model in dict.fromkeys(cell.model for cell in cells):
+                    provider = self._providers.for_model(model)
+                    served = by_provider.setdefault(provider.name, (provider, []))[1]
+                    served.extend(cell for cell in cells if cell.model == model)
             for provider, served in by_provider.values():
                 check_extra_networks = getattr(provider, "check_extra_networks", None)
                 if callable(check_extra_networks):

@@ -131,8 +131,10 @@ def _lora_facts(path: Path, shapes: Mapping[str, list[int]]) -> dict[str, Any]:
     sites: dict[Site, int] = {}  # site -> deepest transformer block named + 1
     cross: set[int] = set()
     text: dict[int, set[int]] = {}
+    components = set()
     for name, tensor_shape in shapes.items():
         component, encoder, module = _split(name)
+        components.add(component)
         is_down = name.endswith(_DOWN_SUFFIXES) and len(tensor_shape) == 2
         if component == "unet":
             for pattern, parts in _SITE_PATTERNS:
@@ -149,6 +151,12 @@ def _lora_facts(path: Path, shapes: Mapping[str, list[int]]) -> dict[str, Any]:
             text.setdefault(encoder, set())
             if is_down and _TEXT_INPUT.search(module):
                 text[encoder].add(tensor_shape[1])
+    if components == {""}:
+        # e.g. a Flux or SD3 LoRA (``transformer.*``): diffusers would find nothing of it to apply here.
+        raise ExtraFileError(
+            f"LoRA {path.name} is for another architecture: none of its tensors names a layer of a Stable Diffusion "
+            f"UNet or text encoder (it has {', '.join(sorted(shapes)[:2])})"
+        )
     return {"sites": sites, "cross": cross, "text": text}
 
 

@@ -75,12 +75,14 @@ def test_each_lora_fits_its_own_base_model(tmp_path: Path) -> None:
         ({"lora_unet_input_blocks_1_1_proj_in": 320}, "sdxl", "input_blocks.1.1"),
         # SDXL's deepest blocks have 10 transformer blocks, SD 1.x's one.
         ({"lora_unet_input_blocks_7_1_transformer_blocks_9_attn1_to_q": 1280}, "sd1", "10 transformer blocks"),
+        # A Flux LoRA in diffusers' layout: no UNet or text-encoder layer at all.
+        ({"transformer.single_transformer_blocks.0.attn.to_q": 3072}, "sdxl", "none of its tensors names a layer"),
     ],
 )
 def test_a_lora_of_another_architecture_is_refused_naming_what_differs(
     tmp_path: Path, widths: dict[str, int], arch: str, reason: str
 ) -> None:
     path = _lora(tmp_path / "other.safetensors", widths)
-    with pytest.raises(ExtraFileError, match=r"other\.safetensors is for another architecture") as caught:
+    with pytest.raises(ExtraFileError, match=r"LoRA other\.safetensors is for another architecture") as caught:
         check_lora(path, _shape(arch, tmp_path))
     assert reason in str(caught.value)

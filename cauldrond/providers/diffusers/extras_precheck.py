@@ -36,9 +36,9 @@ def check_extra_files(models_dir: Path, cells: Sequence[GenerationParams]) -> No
         if key in seen:
             continue
         seen.add(key)
-        if cell.model not in shapes:
-            shapes[cell.model] = _shape_of(models_dir, cell.model)
-        shape = shapes[cell.model]
+        if cell.model not in shapes and (cell.loras or cell.vae or listed[catalogue.EMBEDDING]):
+            shapes[cell.model] = _shape_of(models_dir, cell.model)  # only for a cell that may use a file
+        shape = shapes.get(cell.model)
         for lora in cell.loras:
             extra = listed[catalogue.LORA].get(lora.name)
             if extra is not None and extra.usable:
