@@ -8,7 +8,9 @@ kohya's sd-scripts names them: SD 1.x in diffusers' block names, SDXL in the ori
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -86,3 +88,30 @@ def test_a_lora_of_another_architecture_is_refused_naming_what_differs(
     with pytest.raises(ExtraFileError, match=r"LoRA other\.safetensors is for another architecture") as caught:
         check_lora(path, _shape(arch, tmp_path))
     assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize("model", ["tiny-sd", "tiny-sdxl"])
+def test_a_single_file_checkpoint_has_the_shape_of_the_folder_it_was_exported_from(
+    model: str, models_dir: Path, sdxl_models_dir: Path, tmp_path: Path
+) -> None:
+    from cauldrond.models.single_file import export_single_file
+
+    folder = (models_dir if model == "tiny-sd" else sdxl_models_dir) / model
+    (tmp_path / model).symlink_to(folder, target_is_directory=True)
+    single = export_single_file(folder, tmp_path / f"{model}-single.safetensors")  # its sidecar names the folder
+
+    def config(part: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((folder / part / "config.json").read_text())
+        return data
+
+    encoders = [part for part in ("text_encoder", "text_encoder_2") if (folder / part).is_dir()]
+    shape = model_shape(f"{model}-single", single, tmp_path)  # read from the file's header, not the folder
+    assert shape is not None
+    assert shape.text_widths == tuple(config(part)["hidden_size"] for part in encoders)
+    assert shape.cross_attention_dim == config("unet")["cross_attention_dim"]
+    assert shape.latent_channels == config("vae")["latent_channels"]
+    assert shape.vae_levels == len(config("vae")["block_out_channels"])
+    # The first down block has attention in tiny-sd, none in tiny-sdxl (as in SD 1.5 and SDXL base).
+    assert shape.attention_sites is not None
+    first_has_attention = config("unet")["down_block_types"][0].startswith("CrossAttn")
+    assert (("down_blocks", 0, 0) in shape.attention_sites) == first_has_attention == (model == "tiny-sd")
