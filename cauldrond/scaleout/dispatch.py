@@ -33,7 +33,9 @@ T = TypeVar("T")
 TICK_S = 0.2  # the loop looks at the queue and the workers at least this often
 REFRESH_S = 1.0  # how often the cluster's nodes are listed (joins and departures)
 RECONNECT_S = 5.0  # between attempts to reach a cluster that cannot be reached
+LEAVE_TIMEOUT_S = 30.0  # ray.shutdown of a driver whose head is gone (measured: 5 s with Ray 2.60)
 NOT_CONNECTED = "not connected yet"
+CLUSTER_LOST = "the Ray cluster was lost"  # the reason given for jobs put back when it is
 
 
 class RayEngine(Engine):
@@ -48,6 +50,7 @@ class RayEngine(Engine):
         self.connected = False
         self.cluster_error: str | None = NOT_CONNECTED
         self._started_ray = False
+        self._attached_to_lost = False  # Ray's driver here still belongs to a cluster that was lost
         self._last_refresh = 0.0
         self._last_describe = 0.0
 
@@ -107,7 +110,7 @@ class RayEngine(Engine):
         await self.pool.close()
         if self.storage.stranded and not await self.storage.settle():
             log.warning("jobs %s stay running in the database; start-up recovery requeues them", self.storage.stranded)
-        if self._started_ray:
+        if self._started_ray and not self._attached_to_lost:  # leaving a lost one takes seconds and helps nobody
             await asyncio.wait_for(self._control.run(cluster.disconnect), timeout)
         self._control.shutdown()
         self._writer.shutdown()
@@ -142,33 +145,56 @@ class RayEngine(Engine):
                 await asyncio.wait_for(self._wake.wait(), TICK_S)
 
     async def _connect(self) -> None:
+        address = self.settings.ray_address
         if self.cluster_error == NOT_CONNECTED:
-            # ray.init may wait minutes for an address that does not answer; until it returns, this is the status.
-            self.cluster_error = f"connecting to the Ray cluster at {self.settings.ray_address}"
+            # ray.init may take a while; until it returns, this is the status.
+            self.cluster_error = f"connecting to the Ray cluster at {address}"
             log.info("%s; batches wait in the queue until it answers", self.cluster_error)
         try:
-            self._started_ray = await self._control.run(lambda: cluster.connect(self.settings.ray_address)) or (
-                self._started_ray
-            )
+            if self._attached_to_lost:
+                await self._leave_lost_cluster()
+            self._started_ray = await self._control.run(lambda: cluster.connect(address)) or self._started_ray
             await self.pool.refresh()
         except Exception as exc:
-            self._lost(f"cannot reach the Ray cluster at {self.settings.ray_address}: {exc}")
+            # Joined but the listing failed: that cluster is as good as lost, and is left before the next try.
+            self._attached_to_lost = await self._control.run(cluster.is_connected)
+            self._lost(f"cannot reach the Ray cluster at {address}: {_why(exc)}")
             await self._sleep(RECONNECT_S)
             return
         self.connected, self.cluster_error = True, None
-        log.info("connected to Ray (%s): %d worker slot(s)", self.settings.ray_address, len(self.pool.slots))
+        log.info("connected to Ray (%s): %d worker slot(s)", address, len(self.pool.slots))
+
+    async def _leave_lost_cluster(self) -> None:
+        """Ray's driver stays attached to a lost cluster (``ray.is_initialized()`` stays true), and a head started
+        again at the same address is a new cluster that it cannot use: shut the driver down so that ray.init can
+        join anew. Its workers went with the lost cluster."""
+        try:
+            await asyncio.wait_for(self._control.run(cluster.disconnect), LEAVE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("Ray's driver did not shut down within %.0f s; joining anyway", LEAVE_TIMEOUT_S)
+        self._attached_to_lost = False
+        self.pool.slots.clear()
 
     async def _refresh(self) -> None:
         try:
             await self.pool.refresh()
         except Exception as exc:
-            self._lost(f"lost the Ray cluster at {self.settings.ray_address}: {exc}")
-            self.connected = False
-            await self._sleep(RECONNECT_S)
+            await self._lose(f"lost the Ray cluster at {self.settings.ray_address}: {_why(exc)}")
             return
         if time.monotonic() - self._last_describe >= 2.0:
             self._last_describe = time.monotonic()
             await self.pool.describe_ready()
+
+    async def _lose(self, reason: str) -> None:
+        """The cluster stopped answering. The batches still in flight there are put back (their streams may never
+        end; none of them has committed anything), its workers are listed gone, and the loop tries to join again
+        every RECONNECT_S, leaving the lost cluster first."""
+        self._lost(reason)
+        self.connected = False
+        self._attached_to_lost = True
+        await self.batches.abandon(CLUSTER_LOST)
+        self.pool.lose(CLUSTER_LOST)
+        await self._sleep(RECONNECT_S)
 
     def _lost(self, reason: str) -> None:
         if reason != self.cluster_error:
@@ -297,3 +323,14 @@ class RayEngine(Engine):
 
 def _load_of(slot: WorkerSlot) -> tuple[int, str]:
     return (len(slot.in_flight), slot.key)
+
+
+def _why(error: BaseException) -> str:
+    """One line on why Ray could not be reached (a WrongClusterID means a new head answers at the address)."""
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    text = str(error).strip()
+    if "WrongClusterID" in text:
+        return "its head was restarted (a new cluster answers at the address)"
+    lines = text.splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]

@@ -150,6 +150,17 @@ class WorkerPool:
         for slot in self.slots.values():
             self._kill(slot)
 
+    def lose(self, reason: str) -> None:
+        """The whole cluster was lost, and every worker with it (none is killed: nothing there answers). Probes
+        stop, and a node listing still waiting on that cluster is not awaited again."""
+        for task in self._probes:
+            task.cancel()
+        for slot in self.slots.values():
+            if slot.state != "gone":
+                slot.state, slot.reason = "gone", reason
+            slot.handle = None
+        self._listing = None
+
     # -- starting and reviving a worker -------------------------------------------------------------------------
 
     def _start_probe(self, slot: WorkerSlot, fresh: bool) -> None:
