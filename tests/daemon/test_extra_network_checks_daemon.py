@@ -10,11 +10,15 @@ VAE: of the whole file, first 10; embedding: of the whole file, first 12)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import json
 import os
 import re
 import sqlite3
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -144,6 +148,33 @@ async def test_a_file_that_turns_bad_after_creation_fails_its_job_and_the_daemon
     after = await client.call("generate", **{**SD, "seed": 5})
     (ok,) = (await finished(client, after["experiment"]["id"], timeout=300))["jobs"]
     assert ok["status"] == "done" and ok["image_id"] is not None
+
+
+async def test_the_a1111_api_answers_a_bad_file_with_a_422_naming_it(client: Client, daemon: Daemon) -> None:
+    before = await _stored(client)
+    body = {"prompt": "a fox <lora:cut:0.8>", "steps": 2, "width": 64, "height": 64, "sampler_name": "Euler"}
+    status, answer = await asyncio.to_thread(_post_txt2img, daemon, body)
+    assert status == 422, answer
+    assert "cut.safetensors" in answer["detail"][0]["msg"] and "truncated" in answer["detail"][0]["msg"]
+    vae = {**body, "prompt": "a fox", "override_settings": {"sd_vae": "wide.safetensors"}}
+    status, answer = await asyncio.to_thread(_post_txt2img, daemon, vae)
+    assert status == 422 and answer["detail"][0]["loc"] == ["body", "override_settings", "sd_vae"], answer
+    assert "wide.safetensors" in answer["detail"][0]["msg"] and "latent channels" in answer["detail"][0]["msg"]
+    assert await _stored(client) == before
+
+
+def _post_txt2img(daemon: Daemon, body: dict[str, Any]) -> tuple[int, Any]:
+    auth = base64.b64encode(f"user:{token_of(daemon)}".encode()).decode()
+    request = urllib.request.Request(
+        f"{url_of(daemon)}/sdapi/v1/txt2img",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # nosec B310 - the test's loopback daemon
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 # --- hashes remembered across a restart ------------------------------------------------------------------------
