@@ -66,6 +66,10 @@ _facts: dict[tuple[str, str, int, int], Any] = {}
 _MAX_REMEMBERED = 1024
 
 
+class _Refused(str):
+    """A remembered refusal: its message (a new ExtraFileError is raised each time, so no traceback piles up)."""
+
+
 def _remembered(kind: str, path: Path, read: Callable[[], T]) -> T:
     """``read()`` once per (path, size, mtime); an ExtraFileError it raises is remembered too."""
     stat = path.stat()
@@ -76,13 +80,13 @@ def _remembered(kind: str, path: Path, read: Callable[[], T]) -> T:
         try:
             found = read()
         except ExtraFileError as exc:
-            found = exc
+            found = _Refused(str(exc))
         with _lock:
             if len(_facts) >= _MAX_REMEMBERED:
                 _facts.pop(next(iter(_facts)))
             _facts[key] = found
-    if isinstance(found, ExtraFileError):
-        raise found
+    if isinstance(found, _Refused):
+        raise ExtraFileError(str(found))
     return cast(T, found)  # stored by this kind's reader
 
 

@@ -115,3 +115,25 @@ def test_a_single_file_checkpoint_has_the_shape_of_the_folder_it_was_exported_fr
     assert shape.attention_sites is not None
     first_has_attention = config("unet")["down_block_types"][0].startswith("CrossAttn")
     assert (("down_blocks", 0, 0) in shape.attention_sites) == first_has_attention == (model == "tiny-sd")
+
+
+def test_what_a_header_says_is_remembered_per_file_version(tmp_path: Path) -> None:
+    import os
+
+    path = _lora(tmp_path / "detail.safetensors", SD1_LORA)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 100])  # a download that stopped
+    with pytest.raises(ExtraFileError, match=r"detail\.safetensors: truncated"):
+        check_lora(path, None)
+    with pytest.raises(ExtraFileError, match=r"detail\.safetensors: truncated"):  # remembered, still refused
+        check_lora(path, None)
+    path.write_bytes(whole)  # the download finished: a new version (size), read again
+    check_lora(path, _shape("sd1", tmp_path))
+    # Same size and mtime, other bytes: the remembered reading stands (the cache is keyed as documented).
+    stat = path.stat()
+    path.write_bytes(b"\x80" * len(whole))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    check_lora(path, _shape("sd1", tmp_path))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a new mtime: read again
+    with pytest.raises(ExtraFileError, match=r"detail\.safetensors: named \.safetensors but its content is a pickle"):
+        check_lora(path, None)
