@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml clients/pyproject.toml $(addsuffix /pyproject
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	# The daemon's distribution was called "cauldrond" before "shadow-cauldron": a venv from then would load the
+	# built-in plugins twice, as would its metadata left in this folder. (pip only warns when it is not installed.)
+	$(BIN)/python -m pip uninstall --quiet --yes cauldrond
+	rm -rf cauldrond.egg-info
 	$(BIN)/python -m pip install --quiet -e ".[dev,ray]" -e ./clients $(addprefix -e ./,$(PLUGINS))
 	$(BIN)/python -m pip install --quiet --no-deps $(KDIFFUSION_SPEC)
 	touch $@

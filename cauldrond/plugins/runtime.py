@@ -79,7 +79,9 @@ def entry_point_sources(group: str = ENTRY_POINT_GROUP) -> list[PluginSource]:
     sources = []
     for entry_point in metadata.entry_points(group=group):
         dist = entry_point.dist
-        sources.append((dist is None or dist.name != "cauldrond", entry_point.name, entry_point, dist))
+        # Built-ins are this package's own modules (whatever the distribution is called).
+        builtin = entry_point.value.split(":")[0].split(".")[0] == __name__.split(".")[0]
+        sources.append((not builtin, entry_point.name, entry_point, dist))
     sources.sort(key=lambda item: (item[0], item[1]))
     return [PluginSource(name, ep.load, dist.version if dist else None) for _, name, ep, dist in sources]
 
