@@ -100,6 +100,7 @@ class JobQueue:
         self._rotations: dict[int, OrderedDict[int, None]] = {}
         self._paused = False
         self._changed = asyncio.Event()
+        self._listeners: list[Callable[[], None]] = []
 
     # -- inspection ---------------------------------------------------------------------------------------------
 
@@ -133,7 +134,7 @@ class JobQueue:
     def add(self, job: QueuedJob, priority: int) -> None:
         if self._deferral.wants(job):
             self._deferral.park(job, priority)
-            self._changed.set()
+            self._notify()
             return
         lane = self._lanes.get(job.experiment_id)
         if lane is None:
@@ -141,17 +142,18 @@ class JobQueue:
             self._lanes[job.experiment_id] = lane
             self._rotations.setdefault(priority, OrderedDict())[job.experiment_id] = None
         lane.jobs.append(job)
-        self._changed.set()
+        self._notify()
 
     def requeue_front(self, jobs: list[QueuedJob], priority: int) -> None:
-        """Put jobs that were taken but not finished back at the head of their experiment."""
+        """Put jobs that were taken but not finished back at the head of their experiment (a struck suspect, whose
+        worker died under it, waits in the deferral instead)."""
         for job in sorted(jobs, key=lambda j: j.idx, reverse=True):
             lane = self._lanes.get(job.experiment_id)
-            if lane is None:
+            if lane is None or self._deferral.wants(job):
                 self.add(job, priority)
             else:
                 lane.jobs.appendleft(job)
-        self._changed.set()
+        self._notify()
 
     def set_priority(self, experiment_id: int, priority: int) -> None:
         self._deferral.set_priority(experiment_id, priority)
@@ -161,7 +163,7 @@ class JobQueue:
         self._detach(lane)
         lane.priority = priority
         self._rotations.setdefault(priority, OrderedDict())[experiment_id] = None
-        self._changed.set()
+        self._notify()
 
     def remove_experiment(self, experiment_id: int) -> list[QueuedJob]:
         parked = self._deferral.remove_experiment(experiment_id)
@@ -169,7 +171,7 @@ class JobQueue:
         if lane is None:
             return parked
         self._detach(lane)
-        self._changed.set()
+        self._notify()
         return [*lane.jobs, *parked]
 
     def pause(self) -> None:
@@ -177,7 +179,7 @@ class JobQueue:
 
     def resume(self) -> None:
         self._paused = False
-        self._changed.set()
+        self._notify()
 
     def take_batch(
         self,
@@ -244,7 +246,21 @@ class JobQueue:
                 return
 
     def wake(self) -> None:
+        self._notify()
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the loop, at once) whenever work arrives, comes back or changes priority: the Ray
+        dispatcher wakes on it rather than at its next tick."""
+        self._listeners.append(callback)
+
+    def top_priority(self) -> int | None:
+        """The highest priority with work ready to take (parked suspects aside), or None."""
+        return max(self._rotations) if self._rotations else None
+
+    def _notify(self) -> None:
         self._changed.set()
+        for callback in self._listeners:
+            callback()
 
     def _detach(self, lane: _ExperimentLane) -> None:
         rotation = self._rotations.get(lane.priority)

@@ -45,6 +45,7 @@ class RayEngine(Engine):
         self._control = GpuWorker("cauldron-ray")  # Ray's blocking calls, never on the loop
         self._writer = GpuWorker("cauldron-ray-writer")  # PNG writes and model hashes (blocking I/O)
         self._wake = asyncio.Event()
+        self._queue.on_change(self._wake.set)  # new or re-ranked work is placed now, not at the next tick
         self.pool = WorkerPool(settings, self._control.run, self._wake.set)
         self.batches = RemoteBatches(self)
         self.connected = False
@@ -140,6 +141,9 @@ class RayEngine(Engine):
                 self.batches.withdraw_waiting()  # the ready batches come back; running ones finish
             else:
                 await self._fill()
+                top = self._queue.top_priority()
+                if top is not None:  # work the workers have no room for: it outranks the batches waiting there?
+                    self.batches.withdraw_waiting(below=top)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK_S)
@@ -192,8 +196,8 @@ class RayEngine(Engine):
         self._lost(reason)
         self.connected = False
         self._attached_to_lost = True
+        self.pool.lose(CLUSTER_LOST)  # before the first await: status never shows ready workers of a lost cluster
         await self.batches.abandon(CLUSTER_LOST)
-        self.pool.lose(CLUSTER_LOST)
         await self._sleep(RECONNECT_S)
 
     def _lost(self, reason: str) -> None:
@@ -247,7 +251,8 @@ class RayEngine(Engine):
                 batch, params, shape = claimed, [_resolved(job) for job in claimed], None
             self.last_model = model
             slot.used(model, self.settings.ray_worker_models)
-            self.batches.launch(slot, RemoteBatch.of(batch, params, shape, slot))
+            priority = await self._priority(batch[0].experiment_id)
+            self.batches.launch(slot, RemoteBatch.of(batch, params, shape, slot, priority))
 
     def _place(self, model: str, roomy: list[WorkerSlot]) -> WorkerSlot | None:
         usable = [slot for slot in roomy if model not in slot.refused]
@@ -267,7 +272,9 @@ class RayEngine(Engine):
 
     def _refusals(self, model: str) -> str | None:
         """Every live worker refused the model (its file differs from the daemon's): the reasons, else None."""
-        live = [slot for slot in self.pool.slots.values() if slot.state in ("ready", "starting", "restarting")]
+        live = [
+            slot for slot in self.pool.slots.values() if slot.state in ("ready", "suspended", "starting", "restarting")
+        ]
         if live and all(model in slot.refused for slot in live):
             return "; ".join(slot.refused[model] for slot in live)
         return None
@@ -303,6 +310,10 @@ class RayEngine(Engine):
         claimed = await self._claim(batch)
         if claimed is not None:
             await self._fail(claimed, error)
+
+    def provider_name(self, model: str) -> str:
+        """The provider the daemon would run ``model`` with; the worker makes its own instance of it."""
+        return str(self._providers.for_model(model).name)
 
     async def expected_sha256(self, model: str) -> str | None:
         """The daemon's own file's hash of ``model``, if it has the model (its store remembers hashes)."""

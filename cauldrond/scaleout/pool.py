@@ -41,7 +41,7 @@ class WorkerSlot:
     node: cluster.Node
     index: int
     handle: Any = None
-    state: str = "starting"  # starting | ready | restarting | dropped | gone
+    state: str = "starting"  # starting | ready | suspended | restarting | dropped | gone
     reason: str | None = None
     deaths: list[float] = field(default_factory=list)
     models: list[str] = field(default_factory=list)  # sent to it, most recent last: its loaded models (LRU)
@@ -127,12 +127,24 @@ class WorkerPool:
             except Exception as exc:  # a worker dying now is seen by its batch; status keeps the last report
                 log.debug("Ray worker %s did not describe itself: %s", slot.key, exc)
 
-    def died(self, slot: WorkerSlot, error: BaseException) -> None:
-        """A batch's stream broke because the worker's process or node died."""
+    def suspend(self, slot: WorkerSlot) -> None:
+        """A batch's stream broke: nothing more is placed on the worker while its death is judged (``died``)."""
+        if slot.state == "ready":
+            slot.state = "suspended"
+
+    def died(self, slot: WorkerSlot, error: BaseException, blamed_on_job: bool = False) -> None:
+        """A batch's stream broke because the worker's process or node died. A death the crash guard put down to
+        a job (``blamed_on_job``: a struck suspect) does not count towards dropping the worker."""
         if slot.state in ("gone", "dropped", "restarting"):
-            return  # one death breaks both batches it holds; it counts once
+            # One death breaks both batches it holds and counts once; the batch that learns it second may be the
+            # one whose job was blamed.
+            if blamed_on_job and slot.state == "restarting" and slot.deaths:
+                slot.deaths.pop()
+            return
         now = time.monotonic()
-        slot.deaths = [at for at in slot.deaths if now - at < DEATH_WINDOW_S] + [now]
+        slot.deaths = [at for at in slot.deaths if now - at < DEATH_WINDOW_S]
+        if not blamed_on_job:
+            slot.deaths.append(now)
         if len(slot.deaths) >= MAX_DEATHS:
             slot.state = "dropped"
             slot.reason = f"died {len(slot.deaths)} times in {DEATH_WINDOW_S / 60:.0f} min; last: {_short(error)}"
@@ -214,6 +226,7 @@ class WorkerPool:
             settings.allow_pickle,
             settings.ray_worker_models,
             settings.ray_worker_threads,
+            settings.plugins,
         )
 
     def _kill(self, slot: WorkerSlot) -> None:

@@ -6,8 +6,9 @@ local way: the daemon writes the PNG files (``engine/writing.py``: atomic, fsync
 job's ``done`` before announcing it. So an image exists once, written by the daemon, whatever happened remotely.
 
 When the stream breaks because the worker or its node died, the batch's jobs go back to the head of their
-experiments uncounted (an external death is not the job's fault: no crash-guard strike, no attempt). Nothing of
-the batch was committed, so nothing is done twice; the jobs run again elsewhere.
+experiments: a batch that had begun is judged by the crash guard's rules (``crash_guard.py``: its jobs become
+suspects, and only a suspect that dies alone at work is struck), one still waiting goes back as it was. Nothing
+of the batch was committed, so nothing is done twice; the jobs run again elsewhere.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cauldrond.media.previews import MIME
 from cauldrond.params import GenerationParams
 from cauldrond.providers.base import GeneratedImage
 from cauldrond.queue import QueuedJob
+from cauldrond.scaleout import crash_guard
 
 if TYPE_CHECKING:
     from cauldrond.scaleout.dispatch import RayEngine
@@ -46,6 +48,7 @@ class RemoteBatch:
     params: list[GenerationParams]
     shape: BatchShape | None
     slot: WorkerSlot
+    priority: int = 0  # its experiment's, when it was claimed
     started: bool = False
     stop_sent: bool = False
     withdraw_sent: bool = False
@@ -53,9 +56,14 @@ class RemoteBatch:
 
     @classmethod
     def of(
-        cls, jobs: list[QueuedJob], params: list[GenerationParams], shape: BatchShape | None, slot: WorkerSlot
+        cls,
+        jobs: list[QueuedJob],
+        params: list[GenerationParams],
+        shape: BatchShape | None,
+        slot: WorkerSlot,
+        priority: int = 0,
     ) -> RemoteBatch:
-        return cls(f"b{secrets.token_hex(6)}", jobs, params, shape, slot)
+        return cls(f"b{secrets.token_hex(6)}", jobs, params, shape, slot, priority)
 
     def job_at(self, position: int) -> QueuedJob | None:
         """The job whose image is at ``position`` of the denoising batch (an exact re-run sits among copies)."""
@@ -70,6 +78,10 @@ class RemoteBatches:
     def __init__(self, engine: RayEngine) -> None:
         self._engine = engine
         self._batches: dict[str, RemoteBatch] = {}
+
+    def in_flight(self) -> list[RemoteBatch]:
+        """Every batch sent to a worker and not yet ended: running there, or waiting behind the running one."""
+        return list(self._batches.values())
 
     def running_jobs(self) -> list[QueuedJob]:
         return [job for batch in self._batches.values() for job in batch.jobs]
@@ -98,13 +110,17 @@ class RemoteBatches:
                 count += held  # running in the database, started on the worker or waiting there
         return count
 
-    def withdraw_waiting(self) -> None:
-        """The queue was paused: batches waiting behind a worker's running one come back (the running one
-        finishes, as locally)."""
+    def withdraw_waiting(self, below: int | None = None) -> None:
+        """Batches waiting behind a worker's running one come back to the queue (the running one finishes, as
+        locally): all of them when the queue was paused, or those ``below`` a priority that work in the queue now
+        has (an experiment created or raised above theirs runs next, as it would on a local engine)."""
         for batch in list(self._batches.values()):
-            if not batch.started and not batch.withdraw_sent and batch.slot.handle is not None:
-                batch.withdraw_sent = True
-                batch.slot.handle.stop.remote(batch.batch_id, True)
+            if batch.started or batch.withdraw_sent or batch.slot.handle is None:
+                continue
+            if below is not None and batch.priority >= below:
+                continue
+            batch.withdraw_sent = True
+            batch.slot.handle.stop.remote(batch.batch_id, True)
 
     async def stop_all(self, timeout: float) -> None:
         """Shutdown: every batch stops at its next step and is put back; past ``timeout`` it is put back anyway."""
@@ -166,8 +182,13 @@ class RemoteBatches:
             return
         except ray.exceptions.RayError as exc:  # the worker's process or node died, or the cluster is unreachable
             self._end(batch)
-            engine.pool.died(batch.slot, exc)
-            await self._put_back(batch.jobs, f"worker {batch.slot.key} lost")
+            engine.pool.suspend(batch.slot)  # no batch goes to it while the crash guard judges (a DB write)
+            if batch.started:  # the crash guard's rules (crash_guard.py)
+                struck = await crash_guard.judge_death(engine, batch.jobs, batch.slot.key)
+            else:  # it was waiting behind the running batch: back as it was
+                struck = False
+                await self._put_back(batch.jobs, f"worker {batch.slot.key} lost")
+            engine.pool.died(batch.slot, exc, blamed_on_job=struck)
             return
         except Exception:  # a bug on this side: the batch fails rather than the daemon
             self._end(batch)
@@ -201,13 +222,20 @@ class RemoteBatches:
             else None
         )
         stream = batch.slot.handle.run.options(num_returns="streaming").remote(
-            batch.batch_id, [item.to_json_dict() for item in batch.params], expected, previews
+            batch.batch_id,
+            [item.to_json_dict() for item in batch.params],
+            expected,
+            previews,
+            engine.provider_name(batch.params[0].model),
         )
         async for ref in stream:
             event = await ref
             kind = event[0]
             if kind == "started":
                 batch.started = True
+                suspect = crash_guard.watched_alone(batch.jobs)
+                if suspect is not None:  # committed before the next event is read, so before any death is seen
+                    await crash_guard.record_at_work(engine, suspect)
                 ids = [job.job_id for job in batch.jobs]
                 for job in batch.jobs:
                     engine._events.publish("job.started", job_id=job.job_id, experiment_id=job.experiment_id, batch=ids)

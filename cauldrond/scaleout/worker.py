@@ -22,6 +22,7 @@ for the daemon to host:
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import queue
 import socket
@@ -36,6 +37,8 @@ from typing import Any
 from cauldrond.config import Settings
 from cauldrond.params import GenerationParams
 from cauldrond.providers.base import GeneratedImage, GenerationInterrupted, ProviderError
+
+log = logging.getLogger(__name__)
 
 # A node's own models folder, when it is not where the daemon's is (set it in the environment of `ray start`).
 MODELS_DIR_ENV = "CAULDRON_MODELS_DIR"
@@ -79,7 +82,9 @@ class BatchPreviews:
 class CauldronWorker:
     """Wrapped by ``ray.remote`` in ``pool.py``; a plain class so that it can also be read and type-checked."""
 
-    def __init__(self, models_dir: str, device: str, allow_pickle: bool, max_models: int, threads: int) -> None:
+    def __init__(
+        self, models_dir: str, device: str, allow_pickle: bool, max_models: int, threads: int, plugins: str = ""
+    ) -> None:
         if threads > 0:
             import torch
 
@@ -89,10 +94,11 @@ class CauldronWorker:
         # Providers want a data dir; a worker keeps nothing there (the hash cache lives in the models dir).
         scratch = Path(tempfile.gettempdir()) / "cauldron-worker"
         self._settings = Settings(
-            data_dir=scratch, models_dir=self.models_dir, device=device, allow_pickle=allow_pickle
+            data_dir=scratch, models_dir=self.models_dir, device=device, allow_pickle=allow_pickle, plugins=plugins
         )
         self._max_models = max(1, max_models)
-        self._providers: OrderedDict[str, Any] = OrderedDict()  # model name -> DiffusersProvider, LRU order
+        # (provider name, model) -> a provider instance holding that model (its pipeline), in LRU order
+        self._providers: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._hashes: dict[str, str | None] = {}
         self._generating = threading.Lock()
         self._state = threading.Lock()
@@ -115,7 +121,7 @@ class CauldronWorker:
             "pid": os.getpid(),
             "device": self.device or self._settings.device,
             "models_dir": str(self.models_dir),
-            "loaded_models": [{"name": name, "sha256": self._hashes.get(name)} for name, _provider in providers],
+            "loaded_models": [{"name": name, "sha256": self._hashes.get(name)} for (_, name), _provider in providers],
             "current_batch": current,
             "loads": loads,
             "images": self.images,
@@ -134,8 +140,14 @@ class CauldronWorker:
     # -- the batch --------------------------------------------------------------------------------------------------
 
     def run(
-        self, batch_id: str, params: list[dict[str, Any]], expected_sha256: str | None, previews: dict[str, Any] | None
+        self,
+        batch_id: str,
+        params: list[dict[str, Any]],
+        expected_sha256: str | None,
+        previews: dict[str, Any] | None,
+        provider: str = "diffusers",
     ) -> Iterator[Event]:
+        """Run one batch with the named provider (the one the daemon would use for its model)."""
         with self._state:
             stop = self._stops.setdefault(batch_id, threading.Event())
             self._waiting.add(batch_id)
@@ -145,7 +157,7 @@ class CauldronWorker:
                     self._waiting.discard(batch_id)
                     self.current = batch_id
                 try:
-                    yield from self._run_now(batch_id, params, expected_sha256, previews, stop)
+                    yield from self._run_now(batch_id, params, expected_sha256, previews, stop, provider)
                 finally:
                     with self._state:
                         self.current = None
@@ -161,6 +173,7 @@ class CauldronWorker:
         expected_sha256: str | None,
         previews: dict[str, Any] | None,
         stop: threading.Event,
+        provider_name: str,
     ) -> Iterator[Event]:
         if stop.is_set():
             yield ("interrupted",)
@@ -173,7 +186,7 @@ class CauldronWorker:
             if refusal is not None:
                 yield ("refused", refusal)
                 return
-            provider = self._provider(model)
+            provider = self._provider(provider_name, model)
         except (ProviderError, ValueError, OSError) as exc:
             yield ("failed", f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc))
             return
@@ -206,26 +219,27 @@ class CauldronWorker:
                 thread.join()
                 return
 
-    def _provider(self, model: str) -> Any:
+    def _provider(self, name: str, model: str) -> Any:
         """The provider holding ``model``, loaded now if needed; the least recently used beyond the bound goes."""
-        from cauldrond.providers.diffusers.provider import DiffusersProvider
-
+        key = (name, model)
         with self._state:
-            provider = self._providers.get(model)
+            provider = self._providers.get(key)
             if provider is not None:
-                self._providers.move_to_end(model)
+                self._providers.move_to_end(key)
                 return provider
             while len(self._providers) >= self._max_models:
                 self._providers.popitem(last=False)
         gc.collect()  # the evicted pipeline's memory before the new one loads
-        provider = DiffusersProvider(self._settings)
+        provider = new_provider(name, self._settings)
         provider.optimize_for_hardware()
-        provider.prepare(model)
+        prepare = getattr(provider, "prepare", None)
+        if callable(prepare):
+            prepare(model)
         with self._state:
             # Listed (describe) only once loaded, together with the count: a report never shows one without the other.
-            self._providers[model] = provider
-            self.loads += provider.load_count
-            self.device = provider.device or self.device
+            self._providers[key] = provider
+            self.loads += int(getattr(provider, "load_count", 1))
+            self.device = str(getattr(provider, "device", "") or self.device)
         return provider
 
     def _check_hash(self, model: str, expected: str | None) -> str | None:
@@ -242,6 +256,37 @@ class CauldronWorker:
             f"node {socket.gethostname()} refused model {model!r}: its file there has sha256 {own}, "
             f"the daemon's has {expected} (docs/scale-out.md: keeping model folders in sync)"
         )
+
+
+def new_provider(name: str, settings: Settings) -> Any:
+    """A fresh instance of the provider called ``name``, made the way the daemon makes it: by the installed
+    plugins' ``cauldron_register_providers`` hook (limited by the ``plugins`` setting), so a provider installed by
+    pip on a node runs there. Only that hook is called: a worker serves nothing and starts no plugin."""
+    import pluggy
+
+    from cauldrond.plugins import hookspecs
+    from cauldrond.plugins.manager import PROJECT_NAME
+    from cauldrond.plugins.runtime import entry_point_sources, restriction
+
+    allowed = restriction(settings)
+    found: list[Any] = []
+    for source in entry_point_sources():
+        if allowed is not None and source.name not in allowed:
+            continue
+        manager = pluggy.PluginManager(PROJECT_NAME)
+        manager.add_hookspecs(hookspecs)
+        try:
+            manager.register(source.load(), name=source.name)
+            manager.hook.cauldron_register_providers(register=found.append, settings=settings)
+        except Exception as exc:  # as in the daemon: a plugin that cannot load is skipped, the others serve
+            log.warning("plugin %s skipped on this worker: %s", source.name, exc)
+            found.clear()
+            continue
+        for provider in found:
+            if getattr(provider, "name", None) == name:
+                return provider
+        found.clear()
+    raise ProviderError(f"no provider {name!r} on this node: is the plugin that registers it installed here?")
 
 
 def _encoded(image: GeneratedImage) -> dict[str, Any]:

@@ -184,22 +184,31 @@ class JobRepository:
             await touch_experiments(db, ids, now)
         return sorted(int(row[0]) for row in rows)
 
-    async def reap_interrupted(self, judge: Callable[[InterruptedJob], Verdict]) -> list[Reaped]:
+    async def reap_interrupted(
+        self, judge: Callable[[InterruptedJob], Verdict], job_ids: Sequence[int] | None = None
+    ) -> list[Reaped]:
         """At start, before serving: every job left ``running`` by a death of the process is judged by the crash
         guard (``store/recovery.py`` holds the rules) and requeued or failed in one transaction. Jobs of a
-        cancelled experiment become cancelled instead and are not returned. ``attempts`` counts interruptions."""
+        cancelled experiment become cancelled instead and are not returned. ``attempts`` counts interruptions.
+
+        With ``job_ids``, only those (of the running ones): the jobs of one batch whose Ray worker died while the
+        daemon lives on (scaleout/remote_batch.py), judged by the same rules."""
         now = utc_now()
+        # Every running job, or the given ones: json_each over NULL is empty, so "? IS NULL" picks the first.
+        chosen = "(? IS NULL OR id IN (SELECT value FROM json_each(?)))"
+        ids = None if job_ids is None else id_list(job_ids)
         async with self._database.write() as db:
             await db.execute(
                 "UPDATE jobs SET status = 'cancelled', attempts = attempts + 1, finished_at = ?, "
-                "solo_at_work_at = NULL WHERE status = 'running' "
+                f"solo_at_work_at = NULL WHERE status = 'running' AND {chosen} "  # nosec B608: a constant
                 "AND experiment_id IN (SELECT id FROM experiments WHERE cancelled_at IS NOT NULL)",
-                (now,),
+                (now, ids, ids),
             )
             rows = await fetch_all(
                 db,
                 "SELECT id, experiment_id, suspect, strikes, solo_at_work_at IS NOT NULL, solo_uptime_s FROM jobs "
-                "WHERE status = 'running' ORDER BY id",
+                f"WHERE status = 'running' AND {chosen} ORDER BY id",  # nosec B608: a constant
+                (ids, ids),
             )
             reaped = []
             for row in rows:

@@ -117,8 +117,9 @@ def judge(
     *,
     now: Callable[[], float] = time.time,
     jitter: Callable[[], float] = lambda: _random.uniform(*JITTER),
+    victim: str = "the daemon",
 ) -> Verdict:
-    """The crash guard's rules for a job the process died under."""
+    """The crash guard's rules for a job the process died under: the daemon's, or (``victim``) a Ray worker's."""
     if not (job.suspect and job.at_work_alone):
         # No evidence: it shared its batch with others, or it died before its own work began (in a model load).
         # It becomes a suspect, to run alone. A suspect that was not yet at work lets one batch pass, so that a
@@ -127,12 +128,12 @@ def judge(
     strikes = job.strikes + 1
     if strikes >= max_strikes:
         times = f"{strikes} times" if strikes > 1 else "once"
-        return Verdict(strikes, quarantine=True, error=f"crashed the daemon {times} while running alone")
+        return Verdict(strikes, quarantine=True, error=f"crashed {victim} {times} while running alone")
     return Verdict(
         strikes,
         backoff_batches=BACKOFF_BATCHES * 2 ** (strikes - 1),
         not_before=now() + wait_s(strikes, job.uptime_s, backoff_s, jitter()),
-        error=f"crashed the daemon while running alone ({strikes} of {max_strikes}); waiting before another try",
+        error=f"crashed {victim} while running alone ({strikes} of {max_strikes}); waiting before another try",
     )
 
 

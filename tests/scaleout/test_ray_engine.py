@@ -14,7 +14,7 @@ import shutil
 import signal
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,9 @@ def store_rows(daemon: Daemon, experiment_id: int) -> tuple[list[sqlite3.Row], l
     return jobs, images
 
 
-def assert_each_job_done_once(daemon: Daemon, experiment_id: int, cells: int, done_events: Counter[int]) -> None:
+def assert_each_job_done_once(
+    daemon: Daemon, experiment_id: int, cells: int, done_events: Counter[int], interrupted: Collection[int] = ()
+) -> None:
     jobs, images = store_rows(daemon, experiment_id)
     assert len(jobs) == cells
     assert [job["status"] for job in jobs] == ["done"] * cells
@@ -150,8 +152,11 @@ def assert_each_job_done_once(daemon: Daemon, experiment_id: int, cells: int, do
     assert done_events == Counter({job["id"]: 1 for job in jobs})
     folder = daemon.settings.images_dir / f"exp-{experiment_id:06d}"
     assert sorted(p.name for p in folder.glob("*.png")) == sorted(Path(image["path"]).name for image in images)
-    # A worker's death is not the job's fault: no attempt and no crash-guard strike counted.
-    assert all(job["attempts"] == 0 and job["strikes"] == 0 for job in jobs)
+    # A worker's death is judged by the crash guard's rules: the jobs of the batch it broke count one interruption
+    # and became suspects (each then ran alone), with no strike; every other job ran once, untouched.
+    assert {job["id"]: (job["attempts"], job["suspect"], job["strikes"]) for job in jobs} == {
+        job["id"]: (1, 1, 0) if job["id"] in interrupted else (0, 0, 0) for job in jobs
+    }
 
 
 class DoneEvents:
@@ -336,12 +341,14 @@ async def kill_mid_batch(client: Client, daemon: Daemon, kill: Any) -> None:
                     break
         slot = engine.batches.holding(event["job_id"])
         assert slot is not None and slot.handle is not None
+        (broken,) = [batch for batch in engine.batches.in_flight() if batch.started and batch.slot is slot]
         deaths = len(slot.deaths)
         kill(slot)
         result = await finished(client, experiment_id, timeout=240)
     assert result["experiment"]["counts"]["done"] == 8
     jobs, _ = store_rows(daemon, experiment_id)
-    assert_each_job_done_once(daemon, experiment_id, 8, done.of({job["id"] for job in jobs}))
+    interrupted = {job.job_id for job in broken.jobs}
+    assert_each_job_done_once(daemon, experiment_id, 8, done.of({job["id"] for job in jobs}), interrupted)
     assert len(slot.deaths) == deaths + 1
     # The worker comes back (Ray restarts it, or the pool makes a new one) and is listed ready again.
     await until(lambda: ready_workers(client, 2), timeout=240)
@@ -355,3 +362,44 @@ async def test_worker_ray_killed_mid_batch_loses_and_duplicates_nothing(client: 
 async def test_worker_process_sigkilled_mid_batch_loses_and_duplicates_nothing(client: Client, daemon: Daemon) -> None:
     await until(lambda: ready_workers(client, 2), timeout=240)
     await kill_mid_batch(client, daemon, lambda slot: os.kill(int(slot.info["pid"]), signal.SIGKILL))
+
+
+async def test_a_higher_priority_experiment_takes_back_the_batches_waiting_on_workers(
+    client: Client, daemon: Daemon
+) -> None:
+    """Locally, an experiment created above the running one's priority runs as soon as the running batch ends.
+    Remotely each worker also holds a batch waiting behind its running one; those come back to the queue, so the
+    higher priority runs next on every worker, not after the waiting batches."""
+    await until(lambda: ready_workers(client, 2), timeout=240)
+    engine = engine_of(daemon)
+    slow = {**FAST, "steps": 30}
+    low = await client.call("experiments.create", name="low", base=slow, axes={"seed": list(range(1, 13))})
+    low_id = low["experiment"]["id"]
+
+    async def both_workers_full() -> bool:
+        batches = engine.batches.in_flight()
+        return sum(b.started for b in batches) == 2 and sum(not b.started for b in batches) == 2
+
+    await until(both_workers_full, timeout=120)
+    async with client.events(["job.started"]) as stream:
+        waiting = [batch for batch in engine.batches.in_flight() if not batch.started]
+        high = await client.call("experiments.create", name="high", base=slow, axes={"seed": [1, 2, 3, 4]}, priority=10)
+        high_id = high["experiment"]["id"]
+        # A waiting batch that began before the high experiment existed (its worker's running batch ended in
+        # these milliseconds) runs on, rightly; the others are the ones that must come back.
+        low_waiting = {job.job_id for batch in waiting if not batch.started for job in batch.jobs}
+        assert low_waiting, "both waiting batches began before the high experiment was created"
+        started: list[tuple[int, int]] = []
+        while sum(1 for experiment, _ in started if experiment == high_id) < 4:
+            event = await stream.next(240)
+            assert event is not None, "the high-priority experiment did not start"
+            started.append((event["experiment_id"], event["job_id"]))
+    first_high = next(position for position, (experiment, _) in enumerate(started) if experiment == high_id)
+    before_high = {job_id for experiment, job_id in started[:first_high] if experiment == low_id}
+    assert not before_high & low_waiting, (started, low_waiting)
+    await finished(client, low_id, timeout=240)
+    await finished(client, high_id, timeout=60)
+    for experiment_id, cells in ((low_id, 12), (high_id, 4)):
+        jobs, images = store_rows(daemon, experiment_id)
+        assert [job["status"] for job in jobs] == ["done"] * cells
+        assert sorted(image["job_id"] for image in images) == sorted(job["id"] for job in jobs)
