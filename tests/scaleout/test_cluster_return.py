@@ -80,8 +80,9 @@ class RayHead:
                     found.update((child.pid, child) for child in process.children(recursive=True))
         return list(found.values())
 
-    def kill(self) -> None:
-        processes = self.processes()
+    def kill(self, only: str | None = None) -> None:
+        """Kill this cluster's processes (SIGKILL), or only those named ``only``."""
+        processes = [process for process in self.processes() if only is None or process.name() == only]
         for process in processes:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
@@ -136,9 +137,12 @@ async def ray_health(daemon: DaemonProcess, connected: bool, workers: int = 0) -
     return None
 
 
+@pytest.mark.parametrize("lost", ["head", "gcs"])
 async def test_the_sweep_survives_a_cluster_that_comes_late_and_is_lost_midway(
-    daemon: DaemonProcess, head: RayHead
+    daemon: DaemonProcess, head: RayHead, lost: str
 ) -> None:
+    """``lost``: the head node's processes all killed (its workers die with its raylet, their streams break), or
+    only its GCS (the raylet and workers run on for a while, streams may stay open: the daemon drops them)."""
     address = head.address
     assert await ray_health(daemon, connected=False) is not None
     async with Client(daemon.url, daemon.token) as client, DoneEvents(client) as done:
@@ -160,7 +164,7 @@ async def test_the_sweep_survives_a_cluster_that_comes_late_and_is_lost_midway(
                     break
 
         # (b) The head dies mid-sweep: the daemon stays up, reports the loss and puts the lost batches back.
-        head.kill()
+        head.kill(only="gcs_server" if lost == "gcs" else None)
         killed_at = time.monotonic()
         down = await until(lambda: ray_health(daemon, connected=False), timeout=120)
         seen_down_at = time.monotonic()
@@ -178,6 +182,7 @@ async def test_the_sweep_survives_a_cluster_that_comes_late_and_is_lost_midway(
         assert counts["queued"] >= 1 and counts["queued"] + counts["done"] == CELLS, counts
         assert (await client.call("queue.list"))["total"] == counts["queued"]
         assert await ray_health(daemon, connected=False) is not None  # still down, still serving
+        head.kill()  # what is left of it, before a head starts again at the address
 
         # The head comes back at the same address (a new cluster: Ray keeps no state without GCS fault
         # tolerance): the daemon joins it again and finishes the sweep.
@@ -199,7 +204,18 @@ async def test_the_sweep_survives_a_cluster_that_comes_late_and_is_lost_midway(
     lost_at = log.index(f"lost the Ray cluster at {address}")
     assert log.count(f"connected to Ray ({address})") == 2, log[-4000:]
     assert log.rindex(f"connected to Ray ({address})") > lost_at
+    if lost == "gcs":
+        # The streams stayed open (the workers outlived the GCS): the daemon dropped them when it saw the loss and
+        # put their jobs back as they were, with no attempt counted.
+        assert "requeued the Ray cluster was lost" in log[lost_at:]
+        assert_no_attempt_counted(daemon, experiment_id)
     assert daemon.terminate(timeout=60) == 0
+
+
+def assert_no_attempt_counted(daemon: DaemonProcess, experiment_id: int) -> None:
+    with sqlite3.connect(f"file:{daemon.data_dir / 'cauldron.sqlite3'}?mode=ro", uri=True) as db:
+        attempts = [row[0] for row in db.execute("SELECT attempts FROM jobs WHERE experiment_id = ?", (experiment_id,))]
+    assert attempts == [0] * CELLS
 
 
 def assert_each_job_done_once(daemon: DaemonProcess, experiment_id: int, done_events: Any) -> None:
