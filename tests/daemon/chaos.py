@@ -9,14 +9,14 @@ process loads the model first, so most kills land in the load and the rest in ba
 anything: the crash guard has to tell them from a poison job itself.
 
 The windows follow the machine rather than a clock read once, because a loaded machine can change speed several
-times within a run. The daemon's own events measure them: ``job.progress``'s ``elapsed`` at the first step of a
-life is that life's model load, and a full batch lasts from its first step to its last ``job.done``; each life
-draws from the latest figures. A draw that falls past the load is counted from the moment this life's load is
-seen to end (its first step), so a kill meant for a batch lands in one however long the load took. A life whose
-queue holds only suspects waiting out their backoff starts no batch at boot; it has no load to count from, and
-its kill counts from ``/healthz`` (aiming at the first step there would aim at the suspect). If the sweep is
-through before the kills are spent, another one is queued (at most MAX_SWEEPS in all), so the number of kills
-never depends on how fast the machine ran.
+times within a run. The daemon's own events measure them: ``job.progress``'s ``elapsed`` at the first step of a life
+is that life's model load, and a full batch that started after it lasts from its ``job.started`` to its last
+``job.done``; each life draws from the latest figures. A draw that falls past the load is counted from the moment
+this life's load is seen to end (its first step), so a kill meant for a batch lands in one however long the load
+took. A life whose queue holds only suspects waiting out their backoff starts no batch at boot; it has no load to
+count from, and its kill counts from ``/healthz`` (aiming at the first step there would aim at the suspect). If the
+sweep is through before the kills are spent, another one is queued (at most MAX_SWEEPS in all), so the number of
+kills never depends on how fast the machine ran.
 """
 
 from __future__ import annotations
@@ -95,34 +95,33 @@ class LifeWatch:
         self.batch_size = batch_size
         self.load_end: float | None = None  # monotonic: the life's first denoising step
         self.load_s: float | None = None  # that batch's own ``elapsed`` then: the model load and one step
-        self.batch_s: float | None = None  # the latest full batch, from its first step to its last image
+        self.batch_s: float | None = None  # the latest full batch started after the load: its start to its last image
         self.batch_end: float | None = None  # monotonic: when that batch ended
         self.first_step: dict[int, float] = {}  # experiment id -> monotonic, its first step in this life
         self.finishes = 0  # job.done / job.failed seen: the only moments the sweeps can become finished
         self._batch_of: dict[int, frozenset[int]] = {}  # job id -> its batch, from job.started
-        self._stepped: dict[frozenset[int], float] = {}  # batch -> its first step
+        self._started: dict[frozenset[int], float] = {}  # batch -> when it started, if the model was loaded then
 
     def see(self, event: Mapping[str, Any], now: float) -> None:
         kind = event.get("type")
         if kind == "job.started":
             batch = frozenset(int(job_id) for job_id in event["batch"])
             self._batch_of.update(dict.fromkeys(batch, batch))
+            if self.load_end is not None:  # the first batch of a life loads the model: not a batch's time
+                self._started.setdefault(batch, now)
         elif kind == "job.progress":
             if self.load_end is None:
                 self.load_end, self.load_s = now, float(event["elapsed"])
             self.first_step.setdefault(int(event["experiment_id"]), now)
-            stepping = self._batch_of.get(int(event["job_id"]))
-            if stepping is not None:
-                self._stepped.setdefault(stepping, now)
         elif kind in ("job.done", "job.failed"):
             self.finishes += 1
             ended = self._batch_of.pop(int(event["job_id"]), None)
             # A batch that started before this client subscribed (at boot) has no members known: not measured.
             if ended is None or any(job_id in self._batch_of for job_id in ended):
                 return
-            stepped = self._stepped.pop(ended, None)
-            if stepped is not None and len(ended) >= self.batch_size and kind == "job.done":
-                self.batch_s, self.batch_end = now - stepped, now
+            started = self._started.pop(ended, None)
+            if started is not None and len(ended) >= self.batch_size and kind == "job.done":
+                self.batch_s, self.batch_end = now - started, now
 
 
 def sql(data_dir: Path, query: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -198,12 +197,13 @@ class _Run:
                 watch.see(event, time.monotonic())
 
     async def plan(self, life: int, client: Client, stream: EventStream, watch: LifeWatch) -> Plan:
-        """This life's kill. The first life measures the machine (a model load, a full batch) and is killed
-        within its next batch; later lives draw within a load plus SPAN_BATCHES batches, as measured last."""
+        """This life's kill. The first life measures the machine (a model load, then a full batch after it)
+        and is killed within the batch after that; later lives draw within a load plus SPAN_BATCHES batches, as
+        measured last."""
         if life == 0:
             await self.queue_sweep(client)
-            if not await self.wait(client, stream, watch, lambda: None if watch.batch_end is None else 0.0):
-                raise AssertionError("the sweep was through within its first batch")
+            while not await self.wait(client, stream, watch, lambda: None if watch.batch_end is None else 0.0):
+                await self.queue_sweep(client)  # a sweep too short to measure a batch after the load
             assert watch.load_s is not None and watch.batch_s is not None
             self.pace = Pace(watch.load_s, watch.batch_s)
             return Plan("first batch", self.rng.uniform(0, self.pace.batch_s), watch.batch_end)
