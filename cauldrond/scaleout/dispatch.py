@@ -33,7 +33,9 @@ T = TypeVar("T")
 TICK_S = 0.2  # the loop looks at the queue and the workers at least this often
 REFRESH_S = 1.0  # how often the cluster's nodes are listed (joins and departures)
 RECONNECT_S = 5.0  # between attempts to reach a cluster that cannot be reached
-LEAVE_TIMEOUT_S = 30.0  # ray.shutdown of a driver whose head is gone (measured: 5 s with Ray 2.60)
+# ray.shutdown of a driver whose head is gone takes 5 s (Ray 2.60); one whose head does not answer at all (frozen,
+# a cut network) waits until it answers or dies, and the next ray.init waits behind it on the control thread.
+LEAVE_TIMEOUT_S = 30.0
 NOT_CONNECTED = "not connected yet"
 CLUSTER_LOST = "the Ray cluster was lost"  # the reason given for jobs put back when it is
 
@@ -175,7 +177,11 @@ class RayEngine(Engine):
         try:
             await asyncio.wait_for(self._control.run(cluster.disconnect), LEAVE_TIMEOUT_S)
         except TimeoutError:
-            log.warning("Ray's driver did not shut down within %.0f s; joining anyway", LEAVE_TIMEOUT_S)
+            log.warning(
+                "Ray's driver has not shut down after %.0f s (its head does not answer); the daemon joins again once "
+                "it has",
+                LEAVE_TIMEOUT_S,
+            )
         self._attached_to_lost = False
         self.pool.slots.clear()
 
