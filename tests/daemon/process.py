@@ -39,9 +39,14 @@ class DaemonProcess:
         return (self.data_dir / "token").read_text().strip()
 
     def start(self, timeout: float = 60.0) -> None:
-        # Fixed batches, as tests/conftest.py's make_settings has them: a probe of batch sizes (auto_batch_size)
+        # Fixed batches of 4, as tests/conftest.py's make_settings has them: a probe of batch sizes (auto_batch_size)
         # would change which jobs share a batch, which the crash-guard tests count on. A test may set it back.
-        defaults = {"HF_HUB_OFFLINE": "1", "COVERAGE_PROCESS_START": "", "CAULDRON_AUTO_BATCH_SIZE": "false"}
+        defaults = {
+            "HF_HUB_OFFLINE": "1",
+            "COVERAGE_PROCESS_START": "",
+            "CAULDRON_AUTO_BATCH_SIZE": "false",
+            "CAULDRON_MAX_BATCH_SIZE": "4",
+        }
         env = {**os.environ, **defaults, **self.env}
         command = [
             sys.executable,
