@@ -343,11 +343,23 @@ def _load_of(slot: WorkerSlot) -> tuple[int, str]:
 
 
 def _why(error: BaseException) -> str:
-    """One line on why Ray could not be reached (a WrongClusterID means a new head answers at the address)."""
+    """One line on why Ray could not be reached. Ray words two causes obscurely: a WrongClusterID means a new head
+    answers at the address; an InvalidAuthToken, deep in ray.init's chained errors, that the cluster wants a token
+    the daemon does not send."""
     if isinstance(error, TimeoutError):
         return "no answer in time"
     text = str(error).strip()
     if "WrongClusterID" in text:
         return "its head was restarted (a new cluster answers at the address)"
+    causes: list[str] = []
+    cause = error.__cause__ or error.__context__
+    while cause is not None and len(causes) < 5:
+        causes.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    if any("InvalidAuthToken" in item for item in [text, *causes]):
+        return (
+            "the cluster refused the daemon's token: set RAY_AUTH_MODE=token and the cluster's token "
+            "(~/.ray/auth_token or RAY_AUTH_TOKEN_PATH) in the daemon's environment (docs/scale-out.md)"
+        )
     lines = text.splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]

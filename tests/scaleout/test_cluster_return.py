@@ -240,3 +240,29 @@ def assert_each_job_done_once(daemon: DaemonProcess, experiment_id: int, done_ev
     assert sorted(p.name for p in folder.glob("*.png")) == sorted(Path(image["path"]).name for image in images)
     # A lost cluster is not the jobs' fault: no crash-guard strike.
     assert all(job["strikes"] == 0 for job in jobs)
+
+
+async def test_a_cluster_that_wants_a_token_the_daemon_lacks_is_named_as_such(
+    tmp_path: Path, models_dir: Path, head: RayHead
+) -> None:
+    """Ray reports a refused token as a generic "Failed to connect" (the cause is chained deep inside): the
+    daemon's status says what to set instead, and it keeps serving and stops cleanly."""
+    head.start()
+    env = {"CAULDRON_ENGINE": "ray", "CAULDRON_RAY_ADDRESS": head.address, "RAY_AUTH_MODE": "disabled"}
+    daemon = DaemonProcess(tmp_path / "data", models_dir, env=env)
+    try:
+        daemon.start(timeout=120)
+        async with Client(daemon.url, daemon.token) as client:
+
+            async def refused() -> dict[str, Any] | None:
+                scaleout: dict[str, Any] = (await client.call("system.info"))["scaleout"]
+                return scaleout if "token" in (scaleout["error"] or "") else None
+
+            scaleout = await until(refused, timeout=180)
+        assert scaleout["connected"] is False and scaleout["workers"] == []
+        assert head.address in scaleout["error"] and "RAY_AUTH_MODE=token" in scaleout["error"], scaleout["error"]
+        assert await ray_health(daemon, connected=False) is not None
+        assert "RAY_AUTH_MODE=token" in daemon.log.read_text()
+        assert daemon.terminate(timeout=60) == 0
+    finally:
+        daemon.stop()
