@@ -15,6 +15,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 NAMESPACE = "shadow-cauldron"
+# Ray's switch for multi-machine clusters on Linux (on by default there); off, a node is reachable on loopback only.
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # Ray's default makes a driver exit when the cluster's head (GCS) has been unreachable this long; the daemon must
 # outlive a lost cluster and resume when it returns, so the wait is made long (seconds, read at ray.init).
 # The price: with it, ray.init waits for a head that is down until it comes back, hence ``_answers`` first.
@@ -41,6 +43,12 @@ def connect(address: str) -> bool:
     # left) otherwise gets Ray's C++ failure-signal handler, which takes the daemon's SIGTERM and kills it (-15,
     # no orderly stop; measured with Ray 2.60).
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    if address == "local":
+        # A private cluster serves this machine only: Ray then takes the loopback address as the node's and binds
+        # every port (GCS, raylet, object manager, agents, workers) to 127.0.0.1, as it does on macOS and Windows.
+        # Without it Ray 2.60 swaps 127.0.0.1 for the LAN address and listens on every interface. Read at Ray's
+        # first import and inherited by the processes it starts.
+        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
     try:
         import ray
     except ImportError as exc:
