@@ -15,6 +15,9 @@ from cauldrond.daemon import Daemon
 from cauldrond.models.tiny import create_tiny_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Every Ray cluster a test starts (in this process, or a daemon's or `ray start`'s that inherit this) keeps to
+# 127.0.0.1, as the daemon's private cluster does (cauldrond/scaleout/cluster.py); set before any import of Ray.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 # Small and fast on 2 CPU cores; the tiny model is random so quality is not the point.
 FAST = {"prompt": "a lighthouse at dusk", "width": 64, "height": 64, "steps": 2, "sampler": "Euler"}
