@@ -9,7 +9,10 @@ deaths, with the same ``judge`` and the same store transaction:
 - a suspect that dies alone after its own work began (its model was loaded: the worker's ``started``, recorded
   as evidence before the next event is read) gets a strike, waits (batches and seconds, doubling per strike) and
   is quarantined (failed with the reason) at ``max_attempts`` strikes;
-- a batch still waiting behind the running one never began: it goes back as it was.
+- a batch still waiting behind the running one never began: it goes back as it was;
+- so does a batch whose death Ray itself puts down to something outside it (``outside_the_batch``): its node
+  died, it was killed with ``ray.kill``, or the whole cluster stopped answering (the head is lost). A worker
+  process that died on a live cluster is the daemon's own case, where a kill and a fault look the same.
 
 So a poison job ends failed after at most ``max_attempts`` worker deaths while it ran alone, and every job it
 shared a batch with finishes. A death a job is blamed for does not count against its worker (pool.py drops a
@@ -28,10 +31,32 @@ from cauldrond.store.recovery import judge
 
 if TYPE_CHECKING:
     from cauldrond.scaleout.dispatch import RayEngine
+    from cauldrond.scaleout.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
 VICTIM = "its Ray worker"
+# Ray 2.60's words for deaths that are not the batch's doing (its ActorDiedErrorContext messages).
+EXTERNAL_CAUSES = (
+    "because its node has died",
+    "killed by `ray.kill`",
+    "because its owner has died",
+    "because all references to the actor were removed",
+)
+
+
+async def outside_the_batch(error: BaseException, pool: WorkerPool) -> bool:
+    """The worker died of something other than its work, as far as Ray can say: no job is judged for it.
+
+    "Unavailable" is what the stream usually raises when the worker's process dies (the socket closes before the
+    cluster marks the actor dead), and also when the whole cluster is lost: a node listing tells the two apart."""
+    import ray
+
+    if any(cause in str(error) for cause in EXTERNAL_CAUSES):
+        return True
+    if isinstance(error, ray.exceptions.ActorUnavailableError):
+        return not await pool.cluster_answers()
+    return False
 
 
 def watched_alone(jobs: list[QueuedJob]) -> QueuedJob | None:

@@ -119,6 +119,14 @@ class WorkerPool:
                     log.info("Ray node %s: starting worker %s", node.address, slot.key)
                     self._start_probe(slot, fresh=True)
 
+    async def cluster_answers(self) -> bool:
+        """Whether the cluster's head answers a node listing now (the slots follow what it says)."""
+        try:
+            await self.refresh()
+        except Exception:  # unreachable, or too slow to answer: lost, for the caller's purpose
+            return False
+        return True
+
     async def describe_ready(self) -> None:
         """Refresh what each ready worker reports (loaded models, current batch) for system.info."""
         for slot in self.ready():

@@ -183,9 +183,9 @@ class RemoteBatches:
         except ray.exceptions.RayError as exc:  # the worker's process or node died, or the cluster is unreachable
             self._end(batch)
             engine.pool.suspend(batch.slot)  # no batch goes to it while the crash guard judges (a DB write)
-            if batch.started:  # the crash guard's rules (crash_guard.py)
+            if batch.started and not await crash_guard.outside_the_batch(exc, engine.pool):  # crash_guard.py's rules
                 struck = await crash_guard.judge_death(engine, batch.jobs, batch.slot.key)
-            else:  # it was waiting behind the running batch: back as it was
+            else:  # waiting behind the running batch, or a death Ray puts down to something else: back as it was
                 struck = False
                 await self._put_back(batch.jobs, f"worker {batch.slot.key} lost")
             engine.pool.died(batch.slot, exc, blamed_on_job=struck)

@@ -112,7 +112,7 @@ async def test_a_node_lost_mid_batch_gives_its_jobs_back(client: Client, daemon:
         await finished(client, experiment_id, timeout=240)
     jobs, _ = store_rows(daemon, experiment_id)
     interrupted = {job.job_id for job in broken.jobs}
-    assert_each_job_done_once(daemon, experiment_id, 8, done.of({job["id"] for job in jobs}), interrupted)
+    assert_each_job_done_once(daemon, experiment_id, 8, done.of({job["id"] for job in jobs}), interrupted, None)
 
     async def gone() -> list[dict[str, Any]] | None:
         listed: list[dict[str, Any]] = (await client.call("system.info"))["scaleout"]["workers"]
