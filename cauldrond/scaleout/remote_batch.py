@@ -129,18 +129,12 @@ class RemoteBatches:
         tasks = [batch.task for batch in self._batches.values() if batch.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
-        left = list(self._batches.values())
-        for batch in left:
-            if batch.task is not None:
-                batch.task.cancel()
-        await asyncio.gather(*(batch.task for batch in left if batch.task is not None), return_exceptions=True)
-        for batch in left:
-            self._end(batch)
-            await self._put_back(batch.jobs, "shutdown")
+        await self.abandon("shutdown")
 
     async def abandon(self, reason: str) -> None:
-        """The cluster was lost: a stream from it may never end. Every batch still in flight is dropped and its jobs
-        go back uncounted; none has committed anything (a batch leaves this table before its first commit)."""
+        """The cluster was lost (a stream from it may never end), or a shutdown waited long enough: every batch
+        still in flight is dropped and its jobs go back uncounted; none has committed anything (a batch leaves
+        this table before its first commit)."""
         left = list(self._batches.values())
         for batch in left:
             if batch.task is not None:

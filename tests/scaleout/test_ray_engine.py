@@ -383,8 +383,8 @@ async def test_a_higher_priority_experiment_takes_back_the_batches_waiting_on_wo
     higher priority runs next on every worker, not after the waiting batches."""
     await until(lambda: ready_workers(client, 2), timeout=240)
     engine = engine_of(daemon)
-    slow = {**FAST, "steps": 30}
-    low = await client.call("experiments.create", name="low", base=slow, axes={"seed": list(range(1, 13))})
+    slow = {**FAST, "steps": 80}  # a batch lasts long enough to see both workers full (about a second each)
+    low = await client.call("experiments.create", name="low", base=slow, axes={"seed": list(range(1, 17))})
     low_id = low["experiment"]["id"]
 
     async def both_workers_full() -> bool:
@@ -410,7 +410,7 @@ async def test_a_higher_priority_experiment_takes_back_the_batches_waiting_on_wo
     assert not before_high & low_waiting, (started, low_waiting)
     await finished(client, low_id, timeout=240)
     await finished(client, high_id, timeout=60)
-    for experiment_id, cells in ((low_id, 12), (high_id, 4)):
+    for experiment_id, cells in ((low_id, 16), (high_id, 4)):
         jobs, images = store_rows(daemon, experiment_id)
         assert [job["status"] for job in jobs] == ["done"] * cells
         assert sorted(image["job_id"] for image in images) == sorted(job["id"] for job in jobs)
