@@ -384,10 +384,7 @@ class Engine:
         if survivors:
             # Batch-mates of a cancelled job go back to the head of their experiment.
             await self._requeue(survivors, reason="batch-mate cancelled")
-            for experiment_id in {job.experiment_id for job in survivors}:
-                mates = [job for job in survivors if job.experiment_id == experiment_id]
-                priority = await self._priority(experiment_id)
-                self._queue.requeue_front(mates, priority)
+            await self._back_to_front(survivors)
         self._running = []
         await self._announce_finished_experiments(batch)
 
@@ -410,6 +407,13 @@ class Engine:
             self._events.publish("job.failed", job_id=job.job_id, experiment_id=job.experiment_id, error=error)
         self._running = []
         await self._announce_finished_experiments(batch)
+
+    async def _back_to_front(self, jobs: list[QueuedJob]) -> None:
+        """Jobs taken from the queue but not finished go back to the head of their experiments, in memory (the
+        store was told already)."""
+        for experiment_id in sorted({job.experiment_id for job in jobs}):
+            mates = [job for job in jobs if job.experiment_id == experiment_id]
+            self._queue.requeue_front(mates, await self._priority(experiment_id))
 
     async def _priority(self, experiment_id: int) -> int:
         experiment = await self._store.experiments.get(experiment_id)

@@ -108,9 +108,7 @@ async def judge_death(engine: RayEngine, jobs: list[QueuedJob], worker: str) -> 
         events.publish("job.requeued", reason=f"worker {worker} lost", **fields)
         requeued.append(_as_judged(job, item))
     if requeued and not engine._stopping.is_set():
-        for experiment_id in sorted({job.experiment_id for job in requeued}):
-            mates = [job for job in requeued if job.experiment_id == experiment_id]
-            engine._queue.requeue_front(mates, await engine._priority(experiment_id))
+        await engine._back_to_front(requeued)
     await engine._announce_finished_experiments(jobs)
     return struck
 

@@ -246,7 +246,7 @@ class RayEngine(Engine):
                 if refusals is not None:
                     await self._claim_and_fail(batch, refusals)
                     continue
-                await self._untake(batch)  # its model's worker is busy: it waits for it
+                await self._back_to_front(batch)  # its model's worker is busy: it waits for it
                 return
             if not await self._room_on_disk(batch):
                 return
@@ -287,9 +287,6 @@ class RayEngine(Engine):
 
     def _queued_of(self, model: str) -> int:
         return sum(1 for _, job in self._queue.ordered() if job.params.get("model") == model)
-
-    async def _untake(self, batch: list[QueuedJob]) -> None:
-        self._queue.requeue_front(batch, await self._priority(batch[0].experiment_id))
 
     async def _room_on_disk(self, batch: list[QueuedJob]) -> bool:
         needed = batch_bytes(job.params for job in batch)

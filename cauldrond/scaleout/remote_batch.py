@@ -296,9 +296,7 @@ class RemoteBatches:
         if survivors:
             await engine._requeue(survivors, reason=reason)
             if not engine._stopping.is_set():
-                for experiment_id in sorted({job.experiment_id for job in survivors}):
-                    mates = [job for job in survivors if job.experiment_id == experiment_id]
-                    engine._queue.requeue_front(mates, await engine._priority(experiment_id))
+                await engine._back_to_front(survivors)
         await engine._announce_finished_experiments(jobs)
 
 
